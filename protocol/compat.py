@@ -1,0 +1,14 @@
+"""What CPython lacks of MicroPython's builtins, so shared code imports on both.
+
+Usage::
+
+    try:
+        from micropython import const
+    except ImportError:
+        from protocol.compat import const
+"""
+
+
+def const(value):
+    """Identity stand-in for ``micropython.const`` on CPython."""
+    return value
