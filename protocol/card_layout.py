@@ -257,6 +257,9 @@ def decode_identity(data, issuer_key, uid):
 class PurseState:
     """One purse state slot: counters, totals and PIN data, MAC'd with the card's purse key.
 
+    ``counter`` counts money-moving transactions (purchases, loads); ``gen`` (4 bits, shared
+    with the meal period byte) counts every state write and tells which slot is newer.
+
     ``txn_terminal``/``txn_seq`` name the transaction that wrote this state (terminal 0 means a
     server load, ``txn_seq`` then being the load sequence), so a torn transaction can be
     finished or rolled back, and attributed, by whichever terminal sees the card next.
@@ -270,6 +273,7 @@ class PurseState:
         self.day = 0
         self.day_total = 0
         self.meal_period = 0
+        self.gen = 0
         self.meal_total = 0
         self.credit_used = 0
         self.offline_spend = 0
@@ -294,7 +298,7 @@ class PurseState:
 
 
 _STATE_FIELDS = ("flags", "pin_retries", "counter", "balance", "day", "day_total", "meal_period",
-                 "meal_total", "credit_used", "offline_spend", "pin_check", "txn_terminal", "txn_seq")
+                 "gen", "meal_total", "credit_used", "offline_spend", "pin_check", "txn_terminal", "txn_seq")
 
 
 def _state_mac(purse_key, uid, body):
@@ -303,10 +307,10 @@ def _state_mac(purse_key, uid, body):
 
 def encode_state_into(buf, st, purse_key, uid):
     """Write the 48-byte slot (three blocks) for ``st`` into ``buf``, MAC bound to UID and counter."""
-    if st.pin_retries > 15 or st.flags & 0x0F:
-        raise CardFormatError("PIN retry count must be 0..15 and flags the high nibble")
+    if st.pin_retries > 15 or st.flags & 0x0F or st.meal_period > 15 or not 0 <= st.gen <= 15:
+        raise CardFormatError("PIN retries, meal period and generation must be 0..15; flags the high nibble")
     struct.pack_into(_STATE_FMT, buf, 0, st.flags | st.pin_retries, st.counter, st.balance, st.day,
-                     st.day_total, st.meal_period, st.meal_total, st.credit_used, st.offline_spend,
+                     st.day_total, st.meal_period | (st.gen << 4), st.meal_total, st.credit_used, st.offline_spend,
                      st.pin_check, st.txn_terminal, st.txn_seq)
     mv = memoryview(buf)
     mv[_STATE_MAC:STATE_SIZE] = _state_mac(purse_key, uid, mv[:_STATE_MAC])
@@ -324,11 +328,26 @@ def decode_state_into(st, data, purse_key, uid):
     mv = memoryview(data)
     if not crypto.compare_digest(_state_mac(purse_key, uid, mv[:_STATE_MAC]), mv[_STATE_MAC:STATE_SIZE]):
         raise CardFormatError("purse state MAC does not match card %s" % _hex(uid))
-    (fr, st.counter, st.balance, st.day, st.day_total, st.meal_period, st.meal_total, st.credit_used,
+    (fr, st.counter, st.balance, st.day, st.day_total, mg, st.meal_total, st.credit_used,
      st.offline_spend, st.pin_check, st.txn_terminal, st.txn_seq) = struct.unpack_from(_STATE_FMT, data, 0)
     st.flags = fr & 0xF0
     st.pin_retries = fr & 0x0F
+    st.meal_period = mg & 0x0F
+    st.gen = mg >> 4
     return st
+
+
+def newer_slot(gen0, gen1):
+    """Index (0 or 1) of the newer of two valid slots from their 4-bit write generations.
+
+    Each state write goes to the other slot with generation + 1 (mod 16), so two valid slots
+    always differ by exactly one step.
+    """
+    return 1 if (gen1 - gen0) & 0x0F == 1 else 0
+
+
+def next_gen(gen):
+    return (gen + 1) & 0x0F
 
 
 def decode_state(data, purse_key, uid):
