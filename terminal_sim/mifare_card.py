@@ -233,6 +233,10 @@ class MifareClassic1K:
         self._pull_in = None
         self._reset_state()
 
+    def reset(self) -> None:
+        """The reader switched its field off and on: the card powers up idle (auth and HALT lost)."""
+        self._reset_state()
+
     def leave_field(self) -> None:
         self._present = False
         self._pull_in = None

@@ -70,7 +70,7 @@ def test_micropython_crypto_matches_cryptography() -> None:
 
     rnd = random.Random(4231)
     cases = []
-    for i in range(150):
+    for _ in range(150):
         n = rnd.choice([0, 1, 31, 32, 63, 64, 65, 100, 200])
         cases.append({
             "key": rnd.randbytes(n).hex(), "msg": rnd.randbytes(rnd.randrange(0, 300)).hex(),
