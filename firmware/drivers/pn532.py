@@ -1,0 +1,503 @@
+"""NXP PN532 reader driver: host frames, chip commands, and MIFARE Classic through
+InDataExchange, as a :class:`firmware.mifare.Reader`.
+
+References: PN532 User Manual UM0701-02 (section 6.2 host frames, section 7 commands).
+
+Usage::
+
+    from machine import UART                      # on the unix port: firmware.hw.unix_uart
+    from firmware.drivers.pn532 import PN532_UART
+    from firmware.mifare import KEY_A
+    rdr = PN532_UART(UART(1, baudrate=115200, tx=17, rx=16))
+    rdr.init()
+    uid = bytearray(7)
+    n = rdr.select(uid)
+    if n:
+        rdr.auth(4, KEY_A, key, memoryview(uid)[:n])
+        rdr.read_block(4, buf)
+
+========================  =================================================================
+Host link                 HSU (UART) at 115200 baud; I2C/SPI would be subclasses that
+                          override ``_wakeup``, ``_write_frame``, ``_read_byte`` and
+                          ``_drain``.  Normal information frames only (no extended frames:
+                          no command here needs more than 254 bytes).
+Checks                    LCS and DCS of every answer; a bad one is answered with NACK so the
+                          chip resends (twice), then :class:`FrameError`.  A missing ACK
+                          resends the command (3 tries), then :class:`Timeout`; a missing
+                          answer aborts the command with an ACK and raises Timeout.
+Polling                   ``init`` sets MxRtyPassiveActivation to 1 (RFConfiguration item 5)
+                          so InListPassiveTarget returns "no target" instead of blocking.
+Card errors               status 0x14 on authentication -> AuthFailed; 0x14 on another
+                          MIFARE command (the card NAKed) -> CardIOError; 0x01 (the card did
+                          not answer) -> NoCard; any other status -> CardIOError.
+Quirk                     the PN532 lists a card that is still on the reader again after
+                          InRelease, so the application must not take a second tap from the
+                          same UID as a new one.
+========================  =================================================================
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    from protocol.compat import const
+
+try:
+    from time import sleep_ms, ticks_diff, ticks_ms  # type: ignore[attr-defined]
+except ImportError:
+    from firmware.hw import sleep_ms, ticks_diff, ticks_ms
+
+from firmware.mifare import (
+    KEY_A,
+    KEY_B,
+    OP_AUTH,
+    OP_HALT,
+    OP_READ,
+    OP_TRANSFER,
+    OP_VALUE,
+    OP_WRITE,
+    AuthFailed,
+    CardIOError,
+    NoCard,
+    Reader,
+    ReaderError,
+    Timeout,
+)
+
+_DEBUG = const(False)
+
+# Commands (UM0701-02 section 7, table 11 "Command set").
+_CMD_DIAGNOSE = const(0x00)
+_CMD_GET_FIRMWARE_VERSION = const(0x02)
+_CMD_SAM_CONFIGURATION = const(0x14)
+_CMD_RF_CONFIGURATION = const(0x32)
+_CMD_IN_DATA_EXCHANGE = const(0x40)
+_CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
+_CMD_IN_RELEASE = const(0x52)
+
+# RFConfiguration items (section 7.3.1).
+_RF_FIELD = const(0x01)
+_RF_MAX_RETRIES = const(0x05)
+_PASSIVE_RETRIES = const(0x01)  # MxRtyPassiveActivation: 2 tries, then "no target"
+
+# MIFARE Classic commands sent through InDataExchange (MF1S50yyX datasheet section 12).
+_MF_READ = const(0x30)
+_MF_WRITE = const(0xA0)
+_MF_DECREMENT = const(0xC0)
+_MF_INCREMENT = const(0xC1)
+_MF_RESTORE = const(0xC2)
+_MF_TRANSFER = const(0xB0)
+
+# Frame identifiers (section 6.2.1).
+_TFI_HOST = const(0xD4)
+_TFI_CHIP = const(0xD5)
+_TFI_ERROR = const(0x7F)
+_ACK_FRAME = b"\x00\x00\xff\x00\xff\x00"
+_NACK_FRAME = b"\x00\x00\xff\xff\x00\x00"
+# HSU wake-up: 0x55 0x55 then a long preamble of zeros while the oscillator starts (6.3.2.3).
+_WAKEUP = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
+_P = const(7)  # offset of the first command parameter in the TX buffer
+_TX_MAX = const(48)
+_RX_MAX = const(64)  # TFI + data of one answer
+_ACK_TIMEOUT_MS = const(30)
+_SEND_TRIES = const(3)
+_NACK_TRIES = const(2)
+_TIMEOUT_MS = const(100)
+_POLL_TIMEOUT_MS = const(250)
+
+_GOT_ACK = const(-1)
+_GOT_NACK = const(-2)
+_GOT_NOTHING = const(-3)
+
+# Status codes seen with MIFARE Classic (section 7.1, table "Error code list").
+_ERRORS = (
+    (0x01, "time-out, the target has not answered"),
+    (0x02, "CRC error on the air"),
+    (0x03, "parity error on the air"),
+    (0x13, "format error on the air"),
+    (0x14, "mifare authentication error"),
+    (0x27, "command not acceptable in the current context"),
+    (0x7F, "syntax error (error frame)"),
+)
+
+
+def _error_text(code):
+    for c, text in _ERRORS:
+        if c == code:
+            return text
+    return "unknown error"
+
+
+class PN532Error(ReaderError):
+    """A status code from the chip; ``code`` is the number, the message says what it means."""
+
+    def __init__(self, code):
+        super().__init__("PN532 error 0x%02x: %s" % (code, _error_text(code)))
+        self.code = code
+
+
+class FrameError(ReaderError):
+    """A host frame that failed its checks (checksum, identifier, length)."""
+
+
+class PN532(Reader):
+    """The PN532 chip, whatever the host bus; subclasses move the bytes."""
+
+    def __init__(self):
+        super().__init__()
+        self._tx = bytearray(_TX_MAX)
+        self._txmv = memoryview(self._tx)
+        self._rx = bytearray(_RX_MAX)
+        self._rxmv = memoryview(self._rx)
+        self._tg = 0
+        self.atqa = 0
+        self.sak = 0
+
+    # -- bus, overridden per host interface ------------------------------------------------
+
+    def _wakeup(self):
+        pass
+
+    def _write_frame(self, mv):
+        raise self._missing("_write_frame")
+
+    def _read_byte(self, start, timeout_ms):
+        """The next byte from the chip, or -1 if none came ``timeout_ms`` after ``start``."""
+        raise self._missing("_read_byte")
+
+    def _drain(self):
+        """Throw away bytes left over from an earlier exchange."""
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _read_frame(self, timeout_ms):
+        """Read one frame: LEN of TFI + data (in ``_rx``), or _GOT_ACK/_GOT_NACK/_GOT_NOTHING."""
+        start = ticks_ms()
+        prev = -1
+        while True:  # start code 00 FF after any preamble
+            b = self._read_byte(start, timeout_ms)
+            if b < 0:
+                return _GOT_NOTHING
+            if prev == 0 and b == 0xFF:
+                break
+            prev = b
+        ln = self._read_byte(start, timeout_ms)
+        lcs = self._read_byte(start, timeout_ms)
+        if lcs < 0:
+            return _GOT_NOTHING
+        if ln == 0x00 and lcs == 0xFF:
+            return _GOT_ACK
+        if ln == 0xFF and lcs == 0x00:
+            return _GOT_NACK
+        if ln == 0xFF and lcs == 0xFF:
+            raise FrameError("extended frame from the PN532: not supported")
+        if (ln + lcs) & 0xFF:
+            raise FrameError(
+                "bad frame length checksum: LEN 0x%02x, expected LCS 0x%02x, got 0x%02x"
+                % (ln, (-ln) & 0xFF, lcs)
+            )
+        if ln > _RX_MAX:
+            raise FrameError("frame too long: LEN %d, buffer holds %d" % (ln, _RX_MAX))
+        total = 0
+        rx = self._rx
+        for i in range(ln):
+            b = self._read_byte(start, timeout_ms)
+            if b < 0:
+                raise FrameError("frame cut short: got %d of %d bytes" % (i, ln))
+            rx[i] = b
+            total += b
+        dcs = self._read_byte(start, timeout_ms)
+        if dcs < 0:
+            raise FrameError("frame cut short: no data checksum")
+        if (total + dcs) & 0xFF:
+            raise FrameError("bad frame checksum: expected 0x%02x, got 0x%02x" % ((-total) & 0xFF, dcs))
+        self._read_byte(ticks_ms(), 2)  # postamble 00
+        return ln
+
+    def _send_command(self, code, n, timeout_ms):
+        """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
+
+        :returns: the number of answer data bytes, which start at ``_rx[2]``.
+        :raises Timeout: no ACK after 3 sends, or no answer in ``timeout_ms``.
+        :raises FrameError: the answer failed its checks after 2 NACKs.
+        :raises PN532Error: the chip answered with the syntax error frame.
+        """
+        tx = self._tx
+        if n > _TX_MAX - _P - 2:
+            raise ValueError("command too long: %d parameter bytes" % n)
+        ln = n + 2
+        tx[0] = 0x00
+        tx[1] = 0x00
+        tx[2] = 0xFF
+        tx[3] = ln
+        tx[4] = (-ln) & 0xFF
+        tx[5] = _TFI_HOST
+        tx[6] = code
+        total = _TFI_HOST + code
+        for i in range(_P, _P + n):
+            total += tx[i]
+        tx[_P + n] = (-total) & 0xFF
+        tx[_P + n + 1] = 0x00
+        frame = self._txmv[: _P + n + 2]
+        self.commands += 1
+        if _DEBUG:
+            print("pn532 >", bytes(frame).hex())
+        for _ in range(_SEND_TRIES):
+            self._drain()
+            self._write_frame(frame)
+            try:
+                got = self._read_frame(_ACK_TIMEOUT_MS)
+            except FrameError:
+                got = _GOT_NOTHING
+            if got == _GOT_ACK:
+                break
+        else:
+            raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
+        err = None
+        for _ in range(_NACK_TRIES + 1):
+            try:
+                got = self._read_frame(timeout_ms)
+            except FrameError as e:
+                err = e
+                self._write_frame(_NACK_FRAME)
+                continue
+            if got == _GOT_NOTHING:
+                self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
+                raise Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
+            if got >= 0:
+                break
+        else:
+            raise err if err is not None else FrameError("no answer frame for command 0x%02x" % code)
+        rx = self._rx
+        if _DEBUG:
+            print("pn532 <", bytes(self._rxmv[:got]).hex())
+        if rx[0] == _TFI_ERROR:
+            raise PN532Error(_TFI_ERROR)
+        if got < 2 or rx[0] != _TFI_CHIP or rx[1] != code + 1:
+            raise FrameError(
+                "unexpected answer: expected D5 %02X, got %02X %02X" % (code + 1, rx[0], rx[1] if got > 1 else 0)
+            )
+        return got - 2
+
+    def command(self, code, data=b"", timeout=_TIMEOUT_MS):
+        """Send ``code`` with parameter bytes ``data``; returns the answer data (a memoryview
+        into the receive buffer, valid until the next command)."""
+        n = len(data)
+        if n > _TX_MAX - _P - 2:
+            raise ValueError("command too long: %d parameter bytes" % n)
+        for i in range(n):
+            self._tx[_P + i] = data[i]
+        m = self._send_command(code, n, timeout)
+        return self._rxmv[2 : 2 + m]
+
+    # -- chip commands -----------------------------------------------------------------------
+
+    def get_firmware_version(self):
+        """(IC, Ver, Rev, Support): (0x32, 1, 6, 7) for a PN532 v1.6."""
+        d = self.command(_CMD_GET_FIRMWARE_VERSION)
+        if len(d) != 4:
+            raise FrameError("firmware version: expected 4 bytes, got %d" % len(d))
+        return d[0], d[1], d[2], d[3]
+
+    def sam_configuration(self, mode=1, timeout=0, irq=0):
+        """Mode 1 = normal (no SAM); also takes the chip out of its power-on low-battery mode."""
+        self._tx[_P] = mode
+        self._tx[_P + 1] = timeout
+        self._tx[_P + 2] = irq
+        self._send_command(_CMD_SAM_CONFIGURATION, 3, _TIMEOUT_MS)
+
+    def rf_configuration(self, item, data):
+        """RFConfiguration ``item`` with its configuration bytes ``data``."""
+        self._tx[_P] = item
+        for i in range(len(data)):
+            self._tx[_P + 1 + i] = data[i]
+        self._send_command(_CMD_RF_CONFIGURATION, 1 + len(data), _TIMEOUT_MS)
+
+    def set_passive_retries(self, retries):
+        """How often InListPassiveTarget retries before it answers "no target" (0xFF: forever)."""
+        self.rf_configuration(_RF_MAX_RETRIES, (0xFF, 0x01, retries))
+
+    def rf_field(self, on):
+        self.rf_configuration(_RF_FIELD, (0x01 if on else 0x00,))
+
+    def in_list_passive_target(self, max_tg=1, brty=0, initiator_data=b""):
+        """List up to ``max_tg`` targets; returns the answer (NbTg, then per target its data)."""
+        self._tx[_P] = max_tg
+        self._tx[_P + 1] = brty
+        for i in range(len(initiator_data)):
+            self._tx[_P + 2 + i] = initiator_data[i]
+        m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _POLL_TIMEOUT_MS)
+        return self._rxmv[2 : 2 + m]
+
+    def in_data_exchange(self, tg, data, timeout=_TIMEOUT_MS):
+        """Send ``data`` to target ``tg``; returns its answer, raises PN532Error on a status."""
+        n = len(data)
+        self._tx[_P] = tg
+        for i in range(n):
+            self._tx[_P + 1 + i] = data[i]
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, 1 + n, timeout)
+        if m < 1:
+            raise FrameError("InDataExchange answer has no status byte")
+        if self._rx[2] & 0x3F:
+            raise PN532Error(self._rx[2] & 0x3F)
+        return self._rxmv[3 : 2 + m]
+
+    def in_release(self, tg=0):
+        """Release target ``tg`` (0: all); returns the status byte."""
+        self._tx[_P] = tg
+        m = self._send_command(_CMD_IN_RELEASE, 1, _TIMEOUT_MS)
+        return self._rx[2] if m else 0
+
+    def diagnose_line(self, n=16):
+        """Communication line test: the chip echoes ``n`` bytes; True if they come back intact."""
+        self._tx[_P] = 0x00
+        for i in range(n):
+            self._tx[_P + 1 + i] = i
+        m = self._send_command(_CMD_DIAGNOSE, 1 + n, _TIMEOUT_MS)
+        return m == 1 + n and self._rx[2 : 3 + n] == self._tx[_P : _P + 1 + n]
+
+    # -- firmware.mifare.Reader --------------------------------------------------------------
+
+    def init(self):
+        self._wakeup()
+        self.sam_configuration()
+        ic, ver, rev, _ = self.get_firmware_version()
+        if ic != 0x32:
+            raise ReaderError("not a PN532: IC 0x%02x (firmware %d.%d)" % (ic, ver, rev))
+        self.set_passive_retries(_PASSIVE_RETRIES)
+
+    def select(self, uid_buf):
+        self._tx[_P] = 1  # MaxTg
+        self._tx[_P + 1] = 0  # 106 kbps type A
+        m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2, _POLL_TIMEOUT_MS)
+        rx = self._rx
+        self._tg = 0
+        if m < 1 or rx[2] == 0:
+            return 0
+        if m < 6:
+            raise FrameError("InListPassiveTarget answer too short: %d bytes" % m)
+        n = rx[7]
+        if n not in (4, 7) or m < 6 + n:
+            raise CardIOError("card with a %d-byte UID: not a MIFARE Classic" % n)
+        self.atqa = (rx[4] << 8) | rx[5]
+        self.sak = rx[6]
+        for i in range(n):
+            uid_buf[i] = rx[8 + i]
+        self._tg = rx[3]
+        self._select_io(n)
+        return n
+
+    def _mifare(self, op, n, block, tx_air, rx_air):
+        """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count."""
+        self._tx[_P] = self._tg
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, 1 + n, _TIMEOUT_MS)
+        self._card_io(op, tx_air, rx_air)
+        if m < 1:
+            raise FrameError("InDataExchange answer has no status byte")
+        status = self._rx[2] & 0x3F
+        if status == 0:
+            return m - 1
+        if status == 0x01:
+            raise NoCard("card did not answer at block %d (PN532 error 0x01): it left the field" % block)
+        if status == 0x14 and op == OP_AUTH:
+            raise AuthFailed("card refused the key for block %d (PN532 error 0x14)" % block)
+        if status == 0x14:
+            raise CardIOError("card refused the command on block %d (NAK, PN532 error 0x14)" % block)
+        raise CardIOError("block %d: PN532 error 0x%02x: %s" % (block, status, _error_text(status)))
+
+    def auth(self, block, key_type, key, uid_mv):
+        if key_type != KEY_A and key_type != KEY_B:
+            raise ValueError("key type must be KEY_A (0x60) or KEY_B (0x61), got 0x%02x" % key_type)
+        if len(key) != 6:
+            raise ValueError("key must be 6 bytes, got %d" % len(key))
+        tx = self._tx
+        tx[_P + 1] = key_type
+        tx[_P + 2] = block
+        for i in range(6):
+            tx[_P + 3 + i] = key[i]
+        u = len(uid_mv) - 4  # the last 4 UID bytes enter the authentication
+        for i in range(4):
+            tx[_P + 9 + i] = uid_mv[u + i]
+        self._mifare(OP_AUTH, 12, block, 12, 8)
+
+    def read_block(self, block, out_buf):
+        self._tx[_P + 1] = _MF_READ
+        self._tx[_P + 2] = block
+        m = self._mifare(OP_READ, 2, block, 4, 18)
+        if m != 16:
+            raise CardIOError("short read of block %d: expected 16 bytes, got %d" % (block, m))
+        rx = self._rx
+        for i in range(16):
+            out_buf[i] = rx[3 + i]
+
+    def write_block(self, block, data):
+        if len(data) != 16:
+            raise ValueError("block data must be 16 bytes, got %d" % len(data))
+        tx = self._tx
+        tx[_P + 1] = _MF_WRITE
+        tx[_P + 2] = block
+        for i in range(16):
+            tx[_P + 3 + i] = data[i]
+        self._mifare(OP_WRITE, 18, block, 22, 0)
+
+    def _value(self, cmd, block, amount):
+        if amount < 0 or amount > 0x7FFFFFFF:
+            raise ValueError("amount %d out of range 0..2**31-1" % amount)
+        tx = self._tx
+        tx[_P + 1] = cmd
+        tx[_P + 2] = block
+        for i in range(4):
+            tx[_P + 3 + i] = (amount >> (8 * i)) & 0xFF
+        self._mifare(OP_VALUE, 6, block, 10, 0)
+
+    def decrement(self, block, amount):
+        self._value(_MF_DECREMENT, block, amount)
+
+    def increment(self, block, amount):
+        self._value(_MF_INCREMENT, block, amount)
+
+    def restore(self, block):
+        self._value(_MF_RESTORE, block, 0)
+
+    def transfer(self, block):
+        self._tx[_P + 1] = _MF_TRANSFER
+        self._tx[_P + 2] = block
+        self._mifare(OP_TRANSFER, 2, block, 4, 0)
+
+    def halt(self):
+        """Release the target: the PN532 halts the card (HLTA)."""
+        if self._tg:
+            tg = self._tg
+            self._tg = 0
+            self.in_release(tg)
+            self._card_io(OP_HALT, 4, 0)
+
+
+class PN532_UART(PN532):
+    """PN532 on its HSU (UART) interface; ``uart`` is a machine.UART or firmware.hw.unix_uart.UART."""
+
+    def __init__(self, uart):
+        super().__init__()
+        self._uart = uart
+        self._b1 = bytearray(1)
+
+    def _wakeup(self):
+        self._uart.write(_WAKEUP)
+        sleep_ms(2)
+
+    def _write_frame(self, mv):
+        self._uart.write(mv)
+
+    def _read_byte(self, start, timeout_ms):
+        uart = self._uart
+        while not uart.any():
+            if ticks_diff(ticks_ms(), start) >= timeout_ms:
+                return -1
+            sleep_ms(1)
+        uart.readinto(self._b1, 1)
+        return self._b1[0]
+
+    def _drain(self):
+        uart = self._uart
+        while uart.any():
+            uart.readinto(self._b1, 1)
