@@ -1,0 +1,1 @@
+"""Test vectors as plain literals, importable on MicroPython and CPython."""
