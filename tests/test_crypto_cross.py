@@ -41,7 +41,8 @@ def test_hmac_matches_cryptography_on_cpython(key: bytes, msg: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=16, max_size=48), st.sampled_from([4, 7]).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+@given(st.binary(min_size=16, max_size=48),
+       st.sampled_from([4, 7]).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
        st.integers(0, 15), st.sampled_from([crypto.KEY_A, crypto.KEY_B]), st.integers(1, 2**32 - 1))
 def test_diversification_matches_reference(master: bytes, uid: bytes, sector: int, kt: int, tid: int) -> None:
     assert crypto.card_sector_key(master, uid, sector, kt) == ref_sector_key(master, uid, sector, kt)
