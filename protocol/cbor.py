@@ -25,7 +25,7 @@ except ImportError:
 
 from protocol.errors import DecodeError, EncodeError
 
-__all__ = ["dumps", "loads", "DecodeError", "EncodeError"]
+__all__ = ["dumps", "loads", "head", "DecodeError", "EncodeError"]
 
 # RFC 8949 section 3.1: major types, the top 3 bits of the initial byte
 _MT_BYTES = const(2)
@@ -68,6 +68,13 @@ def _head(out, major, n):
     else:
         ai = 0 if n < 0x100 else 1 if n < 0x10000 else 2 if n < 0x100000000 else 3
         out.extend(struct.pack(_HEAD_FORMATS[ai], major << 5 | (_AI_1BYTE + ai), n))
+
+
+def head(major, n):
+    """The shortest head of major type ``major`` with argument ``n``, for streaming encoders."""
+    out = bytearray()
+    _head(out, major, n)
+    return bytes(out)
 
 
 def _encode(out, obj, depth):

@@ -192,3 +192,35 @@ def unpack_load(entry):
         raise MessageError("load entry must be 16 bytes, got %d" % len(entry))
     kind, seq, amount = struct.unpack_from("<BIi", entry, 7)
     return bytes(entry[:7]), seq, amount, kind
+
+
+# --- streaming an upload ------------------------------------------------------------------
+# A terminal with a 64 KB heap cannot hold a large batch and its encoding at once. These
+# helpers give the exact bytes ``seal(key, tid, "upload", {"records": recs}, ts, nonce)``
+# produces, in pieces: the records are read from flash twice (once for the MAC, once to send).
+
+_RECORD_ITEM_HEAD = b"\x58\x40"  # CBOR byte string of 64 bytes
+
+
+def upload_body_prefix(terminal_id, ts, nonce, count):
+    """The body bytes that precede the records: the map up to the records array head."""
+    if count > MAX_RECORDS_PER_UPLOAD:
+        raise MessageError("upload holds %d records, at most %d allowed" % (count, MAX_RECORDS_PER_UPLOAD))
+    # Canonical key order puts "records" (the longest key) last.
+    empty = cbor.dumps({"v": VERSION, "type": "upload", "tid": terminal_id, "ts": ts, "nonce": bytes(nonce),
+                        "records": []})
+    return empty[:-1] + cbor.head(4, count)
+
+
+def upload_body_size(prefix, count):
+    return len(prefix) + count * (len(_RECORD_ITEM_HEAD) + 64)
+
+
+def record_item_head():
+    return _RECORD_ITEM_HEAD
+
+
+def upload_envelope_prefix(terminal_id, mac, body_size):
+    """The envelope bytes before the body: ``{"v", "mac", "tid", "body"}`` up to the body's head."""
+    empty = cbor.dumps({"v": VERSION, "tid": terminal_id, "mac": bytes(mac), "body": b""})
+    return empty[:-1] + cbor.head(2, body_size)
