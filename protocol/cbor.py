@@ -11,8 +11,8 @@ Usage::
 
     from protocol import cbor
 
-    cbor.dumps({"v": 1, "r": [b"\\x01"]})    # b"\\xa2av\\x01ar\\x81A\\x01"
-    cbor.loads(b"\\xa2av\\x01ar\\x81A\\x01")   # {"v": 1, "r": [b"\\x01"]}
+    cbor.dumps({"v": 1, "r": [b"\\x01"]})    # b"\\xa2ar\\x81A\\x01av\\x01" ("r" sorts before "v")
+    cbor.loads(b"\\xa2ar\\x81A\\x01av\\x01")   # {"r": [b"\\x01"], "v": 1}
     cbor.loads(b"\\x82\\x01\\xf9\\x3c\\x00")   # DecodeError: float ... at offset 2
 """
 

@@ -115,6 +115,9 @@ def test_dumps_refuses_container_keys_and_deep_nesting():
         deep = [deep]
     e = support.raises(cbor.EncodeError, cbor.dumps, deep)
     assert "16" in str(e), str(e)
+    loop = []
+    loop.append(loop)
+    support.raises(cbor.EncodeError, cbor.dumps, loop)
     assert cbor.loads(cbor.dumps(deep[0])) == deep[0]
 
 

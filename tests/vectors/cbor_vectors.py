@@ -1,10 +1,11 @@
 """CBOR test vectors as ``(value, "hex")`` tables, plain literals so MicroPython imports them too.
 
 RFC_8949 holds the RFC 8949 Appendix A examples for the types ``protocol.cbor`` supports
-(every one is also the deterministic encoding). RFC_8949_UNSUPPORTED holds the Appendix A
-examples it must refuse, as ``("hex", offset, word)``: the DecodeError names the offset of
-the refused item and holds the word. CORRUPT lists malformed input the same way. CANONICAL_MAPS pins the
-length-first key order of RFC 8949 section 4.2.3 (what ``cbor2.dumps(canonical=True)`` writes).
+(each is also the deterministic encoding). RFC_8949_UNSUPPORTED holds the Appendix A examples
+it must refuse, as ``("hex", offset, word)``: the DecodeError names the offset of the refused
+item and holds the word; CORRUPT lists malformed input the same way, as text. CANONICAL_MAPS
+pins the length-first key order of RFC 8949 section 4.2.3 (what ``cbor2.dumps(canonical=True)``
+writes) and INT_EDGES every switch of head size plus both ends of the 64-bit range.
 
 Usage::
 
