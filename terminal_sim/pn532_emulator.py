@@ -338,10 +338,10 @@ class PN532Emulator:
 
     def _power_down(self, code: int, p: bytes) -> None:
         p[0]  # noqa: B018 - WakeUpEnable is required
-        self._respond(code, b"\x00")
         self._release_all()
-        self.rf_on = False
-        self.asleep = True
+        self._set_rf(False)
+        self.asleep = True  # set before answering, so whoever sees the answer sees it asleep
+        self._respond(code, b"\x00")
 
     def _rf_configuration(self, code: int, p: bytes) -> None:
         item = p[0]

@@ -253,21 +253,21 @@ class PN532(Reader):
                 break
         else:
             raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
-        err = None
-        for _ in range(_NACK_TRIES + 1):
+        nacks = 0
+        while True:
             try:
                 got = self._read_frame(timeout_ms)
-            except FrameError as e:
-                err = e
-                self._write_frame(_NACK_FRAME)
+            except FrameError:
+                if nacks == _NACK_TRIES:
+                    raise
+                nacks += 1
+                self._write_frame(_NACK_FRAME)  # ask for the answer again (section 6.2.1.4)
                 continue
             if got == _GOT_NOTHING:
                 self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
                 raise Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
             if got >= 0:
                 break
-        else:
-            raise err if err is not None else FrameError("no answer frame for command 0x%02x" % code)
         rx = self._rx
         if _DEBUG:
             print("pn532 <", bytes(self._rxmv[:got]).hex())
