@@ -168,6 +168,7 @@ class MFRC522(mifare.Reader):
         self._cs = cs
         cs.value(1)
         self._tx = bytearray(2)  # register access: address byte, value
+        self._rx2 = bytearray(2)  # MISO of a register read
         self._rx = bytearray(_FIFO_SIZE + 1)  # MISO of every read stream
         self._rmv = memoryview(self._rx)
         self._fifo_rd = bytearray(_FIFO_SIZE + 1)  # FIFO read stream: address repeated, 0x00 last
@@ -198,9 +199,9 @@ class MFRC522(mifare.Reader):
         self._tx[0] = 0x80 | ((reg << 1) & 0x7E)
         self._tx[1] = 0
         self._cs.value(0)
-        self._spi.write_readinto(self._tx, self._rmv[:2])
+        self._spi.write_readinto(self._tx, self._rx2)
         self._cs.value(1)
-        return self._rx[1]
+        return self._rx2[1]
 
     def _read_stream(self, addrs):
         """One read stream (address bytes, 0x00 last): the values land at ``self._rx[1:]``."""

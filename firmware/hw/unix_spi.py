@@ -32,7 +32,7 @@ class SPI:
         # struct sockaddr_un: sa_family (host order, 16 bits) then the NUL-terminated path.
         self._sock.connect(struct.pack("<H", socket.AF_UNIX) + path.encode() + b"\x00")
         self._hdr = bytearray(4)
-        self._hmv = memoryview(self._hdr)
+        self._hdr3 = memoryview(self._hdr)[:3]
 
     def _send(self, buf):
         self._sock.sendall(buf)
@@ -42,9 +42,11 @@ class SPI:
         struct.pack_into(">H", self._hdr, 1, n)
 
     def _recv_into(self, buf):
-        mv = memoryview(buf)
         n = len(buf)
-        got = 0
+        got = self._sock.readinto(buf) or 0  # type: ignore[attr-defined]  # MicroPython sockets are streams
+        if got == n:
+            return
+        mv = memoryview(buf)
         while got < n:
             r = self._sock.readinto(mv[got:])  # type: ignore[attr-defined]  # MicroPython sockets are streams
             if not r:
@@ -57,7 +59,7 @@ class SPI:
     def write(self, buf):
         """Clock ``buf`` out; MISO is discarded."""
         self._header(0x57, len(buf))  # "W"
-        self._send(self._hmv[:3])
+        self._send(self._hdr3)
         self._send(buf)
 
     def write_readinto(self, write_buf, read_buf):
@@ -66,7 +68,7 @@ class SPI:
         if len(read_buf) != n:
             raise ValueError("write_readinto needs equal lengths, got %d and %d" % (n, len(read_buf)))
         self._header(0x58, n)  # "X"
-        self._send(self._hmv[:3])
+        self._send(self._hdr3)
         self._send(write_buf)
         self._recv_into(read_buf)
 
