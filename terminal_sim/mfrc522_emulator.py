@@ -22,7 +22,7 @@ registers (9.3)              reset values, read-only/write-only bits, Set1/Set2 
 FIFO (8.3)                   64 bytes, FIFOLevelReg, FlushBuffer, BufferOvfl, Hi/LoAlert
 commands (10.3)              Idle, Mem, GenerateRandomID, CalcCRC, Transmit, NoCmdChange,
                              Receive, Transceive (StartSend), MFAuthent, SoftReset
-CRC coprocessor (8.2)        real CRC_A with the ModeReg CRCPreset (0000/6363/A671/FFFF)
+CRC coprocessor (10.3.1.4)   real CRC_A with the ModeReg CRCPreset (0000/6363/A671/FFFF)
 receiver                     RxAlign, RxLastBits, CollReg (CollPos incl. RxAlign, 0 = bit 32,
                              ValuesAfterColl), ErrorReg CollErr/ProtocolErr/BufferOvfl
 timer (8.5)                  TAuto: silence after a transmission sets TimerIRq at once (the
@@ -50,7 +50,7 @@ import threading
 from terminal_sim.mfrc522_rf import Air, crc_a, from_bits
 from terminal_sim.mifare_card import Field
 
-# Register addresses (datasheet 9.2, table 20) used by the model.
+# Register addresses (datasheet 9.2 "Register overview") used by the model.
 COMMAND, COM_IEN, DIV_IEN, COM_IRQ, DIV_IRQ, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 STATUS1, STATUS2, FIFO_DATA, FIFO_LEVEL, WATER_LEVEL = 0x07, 0x08, 0x09, 0x0A, 0x0B
 CONTROL, BIT_FRAMING, COLL, MODE, TX_MODE, RX_MODE, TX_CONTROL = 0x0C, 0x0D, 0x0E, 0x11, 0x12, 0x13, 0x14

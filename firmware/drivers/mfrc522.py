@@ -21,9 +21,9 @@ MF1S50yyX datasheet for the MIFARE commands):
 ==========================  ======================================================================
 SPI (8.1.2)                 address byte ``(reg << 1) & 0x7E``, bit 7 set to read; FIFO reads in
                             one stream (the address repeated, 0x00 last), FIFO writes in one
-REQA (6.3)                  7-bit short frame (BitFramingReg TxLastBits = 7); a second REQA when
+REQA                        7-bit short frame (BitFramingReg TxLastBits = 7); a second REQA when
                             nothing answers, since a card left ACTIVE drops to IDLE on the first
-anticollision (6.5)         cascade levels CL1 0x93 / CL2 0x95, cascade tag 0x88, BCC checked,
+anticollision               cascade levels CL1 0x93 / CL2 0x95, cascade tag 0x88, BCC checked,
                             bit-oriented on collisions (CollReg CollPos, RxAlign = TxLastBits):
                             the card with a 1 at each colliding bit wins, so two cards always
                             give the same one; 4- and 7-byte UIDs (10-byte UIDs refused)
@@ -50,7 +50,7 @@ from firmware import mifare
 
 _DEBUG = const(False)
 
-# Registers, datasheet 9.2 "Register overview" (table 20), with their bits beneath (9.3).
+# Registers, datasheet 9.2 "Register overview", with their bits beneath (9.3).
 # Page 0: command and status (9.3.1)
 _REG_COMMAND = const(0x01)  # 9.3.1.2 CommandReg
 _COMMAND_POWER_DOWN = const(0x10)
@@ -226,7 +226,7 @@ class MFRC522(mifare.Reader):
         self._fmv[:n] = self._rmv[1 : n + 1]
 
     def _start(self, cmd):
-        """Cancel any command, clear the IRQ bits, flush the FIFO (8.3.1.1)."""
+        """Cancel any command, clear the IRQ bits, flush the FIFO."""
         self._write_reg(_REG_COMMAND, _CMD_IDLE)
         self._write_reg(_REG_COM_IRQ, _COM_IRQ_ALL)
         self._write_reg(_REG_FIFO_LEVEL, _FIFO_LEVEL_FLUSH)
@@ -280,7 +280,7 @@ class MFRC522(mifare.Reader):
         self._write_reg(_REG_STATUS2, self._read_reg(_REG_STATUS2) & ~_STATUS2_MF_CRYPTO1_ON)
 
     def calc_crc(self, n):
-        """CRC_A of ``self._frame[:n]`` by the CRC coprocessor (8.2), as an int (low byte first on air)."""
+        """CRC_A of ``self._frame[:n]`` by the CRC coprocessor (CalcCRC, 10.3.1.4); its low byte goes first."""
         self._write_reg(_REG_COMMAND, _CMD_IDLE)
         self._write_reg(_REG_DIV_IRQ, _DIV_IRQ_CRC)
         self._write_reg(_REG_FIFO_LEVEL, _FIFO_LEVEL_FLUSH)
