@@ -4,6 +4,7 @@ Usage: ``micropython -X heapsize=64K tests/pn532_driver_session.py <tty> <scenar
 Prints one ``name value`` line per step; a reader error prints ``name !ErrorClass message``.
 """
 
+import gc
 import sys
 import time
 
@@ -71,6 +72,13 @@ def nocard(rdr, uid_buf):
     t0 = time.ticks_ms()
     select(rdr, uid_buf)
     print("poll_ms", time.ticks_diff(time.ticks_ms(), t0))
+    least = 1 << 30
+    for _ in range(5):  # heap bytes one poll allocates (the fewest of 5, between collections)
+        gc.collect()
+        before = gc.mem_alloc()
+        rdr.select(uid_buf)
+        least = min(least, gc.mem_alloc() - before)
+    print("poll_alloc", least)
 
 
 def main():

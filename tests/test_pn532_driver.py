@@ -123,6 +123,7 @@ def test_no_card_returns_0_without_blocking(field: Field, emu: PN532Emulator) ->
     out = run(emu, "nocard")
     assert out["select"] == ["0 "]
     assert int(out["poll_ms"][0]) < 200
+    assert int(out["poll_alloc"][0]) <= 32  # one memoryview of the command frame
 
 
 def test_card_pulled_mid_sale_raises_and_leaves_the_purse_unchanged(

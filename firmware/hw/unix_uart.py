@@ -14,8 +14,8 @@ Usage::
         n = uart.readinto(buf)
 
 The device is put in raw mode with VMIN = VTIME = 0, so a read returns at once with what
-the line has; bytes are pulled into a small ring so ``any()`` can count them (the unix port
-has no FIONREAD).  ``timeout`` (ms) is how long ``read``/``readinto`` wait for the requested
+the line has; bytes are pulled into a small buffer so ``any()`` can count them (the unix port
+has no FIONREAD).  Reads do not allocate.  ``timeout`` (ms) is how long ``read``/``readinto`` wait for the requested
 bytes, as ``machine.UART``'s ``timeout`` argument; 0 means return what is there.
 """
 
@@ -63,28 +63,23 @@ class UART:
         self._poll = select.poll()
         self._poll.register(self._f, select.POLLIN)
         self._ring = bytearray(_RING)
-        self._rmv = memoryview(self._ring)
         self._head = 0  # next byte to hand out
         self._tail = 0  # end of buffered bytes
 
     def _pull(self, wait_ms):
-        """Move what the line has into the ring, waiting up to ``wait_ms`` for the first byte."""
-        if self._head == self._tail:
-            self._head = self._tail = 0
-        elif self._tail == _RING:
-            if self._head == 0:
-                return
-            n = self._tail - self._head
-            self._rmv[0:n] = self._rmv[self._head : self._tail]
-            self._head, self._tail = 0, n
-        if not self._poll.poll(wait_ms):
+        """If the ring is empty, fill it with what the line has, waiting up to ``wait_ms``."""
+        if self._head != self._tail:
             return
-        n = self._f.readinto(self._rmv[self._tail :])
+        self._head = self._tail = 0
+        if wait_ms > 0:
+            for _ in self._poll.ipoll(wait_ms, 1):  # ipoll: no allocation
+                pass
+        n = self._f.readinto(self._ring)  # VMIN = VTIME = 0: returns at once
         if n:
-            self._tail += n
+            self._tail = n
 
     def any(self):
-        """Number of bytes waiting to be read."""
+        """Number of bytes that can be read without waiting (at least 1 if the line has any)."""
         self._pull(0)
         return self._tail - self._head
 
@@ -96,14 +91,17 @@ class UART:
         while got < want:
             if self._head == self._tail:
                 left = self.timeout - ticks_diff(ticks_ms(), start)
-                self._pull(left if left > 0 else 0)
+                self._pull(left)
                 if self._head == self._tail:
                     if left <= 0:
                         break
                     continue
-            n = min(want - got, self._tail - self._head)
-            buf[got : got + n] = self._rmv[self._head : self._head + n]
-            self._head += n
+            ring = self._ring
+            h = self._head
+            n = min(want - got, self._tail - h)
+            for i in range(n):
+                buf[got + i] = ring[h + i]
+            self._head = h + n
             got += n
         return got if got else None
 
