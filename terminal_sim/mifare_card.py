@@ -35,6 +35,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# Re-exported: emulators and tests import the card and its field from this one module.
+from terminal_sim.field import Field as Field
+
 KEY_A = 0x60
 KEY_B = 0x61
 BLOCKS = 64
@@ -104,7 +107,7 @@ def encode_access_bits(conditions: list[tuple[int, int, int]]) -> bytes:
     return bytes((((~c2 & 0xF) << 4) | (~c1 & 0xF), (c1 << 4) | (~c3 & 0xF), (c3 << 4) | c2))
 
 
-def decode_access_bits(raw: bytes) -> list[tuple[int, int, int]] | None:
+def decode_access_bits(raw: bytes | bytearray) -> list[tuple[int, int, int]] | None:
     """The four (C1, C2, C3) triples of trailer bytes 6-8, or None if the inverted copy disagrees."""
     b6, b7, b8 = raw[0], raw[1], raw[2]
     c1, c2, c3 = b7 >> 4, b8 & 0xF, b8 >> 4
@@ -452,29 +455,3 @@ class MifareClassic1K:
     def load(cls, path: str | Path) -> MifareClassic1K:
         doc = json.loads(Path(path).read_text())
         return cls(bytes.fromhex(doc["uid"]), bytes.fromhex(doc["image"]), doc.get("name", ""))
-
-
-class Field:
-    """The RF field of one reader: the cards lying on it (0, 1 or 2)."""
-
-    def __init__(self) -> None:
-        self.cards: list[MifareClassic1K] = []
-
-    def place(self, card: MifareClassic1K) -> None:
-        """Put a card on the reader; it powers up idle."""
-        if card not in self.cards:
-            self.cards.append(card)
-        card.put_back()
-
-    def remove(self, card: MifareClassic1K) -> None:
-        if card in self.cards:
-            self.cards.remove(card)
-        card.leave_field()
-
-    def clear(self) -> None:
-        for card in list(self.cards):
-            self.remove(card)
-
-    def responding(self, wupa: bool = True) -> list[MifareClassic1K]:
-        """Cards that answer REQA (``wupa=False``) or WUPA, lowest UID first."""
-        return sorted((c for c in self.cards if c.answers_request(wupa)), key=lambda c: c.uid)
