@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cbor2  # noqa: E402
 
 from protocol import messages  # noqa: E402
-from tests.micropython_plugin import ROOT, micropython_binary, micropython_env  # noqa: E402
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd  # noqa: E402
 
 RECORDS = 100
 RECORD_SIZE = 64
@@ -85,7 +85,7 @@ def time_micropython(wire: bytes, iterations: int) -> float:
             capture_output=True,
             text=True,
             env=micropython_env(),
-            cwd=str(ROOT),
+            cwd=mpy_cwd(),
             timeout=300,
         )
     lines = proc.stdout.split()

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from protocol import cbor
-from tests.micropython_plugin import ROOT, micropython_binary, micropython_env
+from tools.mpy_runtime import ROOT, micropython_binary, micropython_env, mpy_cwd
 
 INT64 = st.integers(min_value=-(2**64), max_value=2**64 - 1)
 SCALARS = st.none() | st.booleans() | INT64 | st.binary(max_size=40) | st.text(max_size=20)
@@ -101,7 +101,7 @@ class MicroPythonEcho:
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env=micropython_env(),
-            cwd=str(ROOT),
+            cwd=mpy_cwd(),
         )
         self.pending = b""
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import crypto
-from tests.micropython_plugin import ROOT, micropython_binary, micropython_env
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd
 
 
 def ref_hmac(key: bytes, msg: bytes) -> bytes:
@@ -80,7 +80,7 @@ def test_micropython_crypto_matches_cryptography() -> None:
         })
     proc = subprocess.run([micropython_binary(), "-X", "heapsize=64K", "-c", MPY_SCRIPT],
                           input="\n".join(json.dumps(c) for c in cases) + "\n", capture_output=True, text=True,
-                          env=micropython_env(), cwd=str(ROOT), timeout=120)
+                          env=micropython_env(), cwd=mpy_cwd(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split("\n")
     assert len([x for x in lines if x]) == len(cases)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.mpy_runtime import ROOT, micropython_binary, micropython_env
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -54,7 +54,7 @@ def server() -> Iterator[int]:
 
 def run(script: str) -> list[str]:
     proc = subprocess.run([micropython_binary(), "-X", "heapsize=64K", "-c", script], capture_output=True, text=True,
-                          env=micropython_env(), cwd=str(ROOT), timeout=30)
+                          env=micropython_env(), cwd=mpy_cwd(), timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout.splitlines()
 

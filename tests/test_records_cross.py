@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from protocol import messages, records
-from tests.micropython_plugin import ROOT, micropython_binary, micropython_env
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd
 
 KEY = bytes(range(32))
 NOW = 1764057600
@@ -47,7 +47,7 @@ for line in sys.stdin:
 
 def run_mpy(script: str, stdin: str = "") -> list[str]:
     proc = subprocess.run([micropython_binary(), "-X", "heapsize=64K", "-c", script], input=stdin,
-                          capture_output=True, text=True, env=micropython_env(), cwd=str(ROOT), timeout=60)
+                          capture_output=True, text=True, env=micropython_env(), cwd=mpy_cwd(), timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout.splitlines()
 

@@ -77,3 +77,9 @@ def micropython_env() -> dict[str, str]:
     return env
 
 
+
+
+def mpy_cwd() -> str:
+    """Working directory for ``micropython -c`` runs: sys.path[0] is then the compiled tree,
+    not the repository root, whose sources would be compiled on the 64 KB heap instead."""
+    return str(build_mpy())

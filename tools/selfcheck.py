@@ -13,7 +13,7 @@ import cbor2
 from cryptography.hazmat.primitives import hashes, hmac
 
 from protocol import messages, records
-from tools.mpy_runtime import ROOT, micropython_binary, micropython_env
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd
 
 _SCRIPT = r"""
 import binascii, sys
@@ -46,7 +46,7 @@ def run(echo: Callable[[str], None] = print) -> bool:
     out: dict[str, str] = {}
     for script in (_SCRIPT, _SCRIPT_CARD):
         proc = subprocess.run([micropython_binary(), "-X", "heapsize=64K", "-c", script], capture_output=True,
-                              text=True, env=micropython_env(), cwd=str(ROOT), timeout=60)
+                              text=True, env=micropython_env(), cwd=mpy_cwd(), timeout=60)
         if proc.returncode != 0:
             echo(f"FAIL MicroPython run: {proc.stderr.strip() or proc.stdout.strip()}")
             return False
