@@ -72,7 +72,7 @@ class UART:
             return
         self._head = self._tail = 0
         if wait_ms > 0:
-            for _ in self._poll.ipoll(wait_ms, 1):  # ipoll: no allocation
+            for _ in self._poll.ipoll(wait_ms, 1):  # type: ignore[attr-defined]  # MicroPython: no allocation
                 pass
         n = self._f.readinto(self._ring)  # VMIN = VTIME = 0: returns at once
         if n:
