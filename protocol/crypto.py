@@ -70,6 +70,24 @@ def hmac_sha256(key, msg):
     return hmac_sha256_py(key, msg)
 
 
+class HmacSha256:
+    """Incremental HMAC-SHA256 (RFC 2104) for messages streamed in pieces."""
+
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        self._outer_key = _xor(key, _OPAD)
+        self._inner = hashlib.sha256(_xor(key, _IPAD))
+
+    def update(self, data):
+        self._inner.update(data)
+
+    def digest(self):
+        outer = hashlib.sha256(self._outer_key)
+        outer.update(self._inner.digest())
+        return outer.digest()
+
+
 def compare_digest(a, b):
     """True if ``a`` equals ``b``, in time that depends on the length only."""
     if len(a) != len(b):

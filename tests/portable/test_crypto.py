@@ -73,3 +73,12 @@ def test_bad_inputs_are_refused():
     support.raises(CryptoError, crypto.card_sector_key, MASTER, UID4, 1, 0x62)
     support.raises(CryptoError, crypto.purse_mac_key, b"short", UID4)
     support.raises(CryptoError, crypto.terminal_key, MASTER, 0)
+
+
+def test_incremental_hmac_equals_one_shot():
+    for key, msg, mac in RFC4231:
+        k, m = support.unhex(key), support.unhex(msg)
+        h = crypto.HmacSha256(k)
+        for i in range(0, len(m), 7):
+            h.update(m[i:i + 7])
+        assert support.tohex(h.digest()) == mac
