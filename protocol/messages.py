@@ -13,9 +13,11 @@ type                      direction  fields
 upload                    T -> S     records: [64-byte record, ...]
 ack                       S -> T     re, acked: highest contiguous seq stored,
                                      rejected: [[seq, reason], ...]
-blacklist_req             T -> S     since: version held (0 = none)
+blacklist_req             T -> S     since: version held (0 = none); offset: first entry
+                                     wanted of a full list sent in pages (optional, 0)
 blacklist                 S -> T     re, version, full: bool, since, added: packed UIDs,
-                                     removed: packed UIDs (full: added is the whole list)
+                                     removed: packed UIDs; a full list comes in pages:
+                                     offset (first entry in added), total (entries in all)
 loads_req                 T -> S     (none)
 loads                     S -> T     re, loads: packed 16-byte entries (see ``pack_load``)
 params_req                T -> S     (none)
@@ -23,8 +25,10 @@ params                    S -> T     re, params: {name: int}, server_time
 heartbeat                 T -> S     journal_fill, unacked, last_seq, blacklist_version,
                                      access_version, offline_since, firmware, clock_drift
 heartbeat_ack             S -> T     re, server_time
-access_req                T -> S     since, hash: hash of the list held
-access                    S -> T     re, version, hash, full: bool, entries / added / removed
+access_req                T -> S     since, hash: hash of the list held, list (door list
+                                     index), offset (full-list page, optional)
+access                    S -> T     re, version, hash, full: bool, added, removed, list,
+                                     offset, total (as blacklist)
 ========================  =========  ====================================================
 
 Usage::

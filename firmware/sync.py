@@ -1,0 +1,301 @@
+"""The terminal's sync with the server, between taps: uploads, pushes, time, online state.
+
+One sync cycle is a short list of steps, one HTTP request each: heartbeat (with the clock),
+upload of unacknowledged journal records in batches, the blacklist (delta, or the full list
+in pages), pending loads, parameters and, on doors, the access lists. The caller runs
+``step()`` from its idle loop and serves a waiting card between steps, so a sale waits at
+most one request, whose socket timeout is the configured budget.
+
+Online/offline: online while the server answers; the first failed request marks the terminal
+offline from that moment (``offline_since``); the next answered request brings it back. A
+terminal whose uploads are switched off in its settings while the server answers is
+"unauthorised offline": its records carry that flag and the server holds them from settlement.
+
+Records are streamed from flash twice (once for the MAC, once to send) in small chunks: an
+upload batch never sits in RAM.
+
+Usage::
+
+    s = Sync(cfg, key, journal, blacklist, loads, params, clock)
+    s.start_cycle()
+    while s.busy():
+        s.step()             # one request; serve a tapped card between steps
+"""
+
+import os
+
+from firmware.http_client import HttpClient, HttpError
+from firmware.uidstore import UidStoreError, VersionMismatch
+from protocol import cbor, crypto, messages
+
+try:
+    from micropython import const
+except ImportError:
+    from protocol.compat import const
+
+_API = "/api/v1/terminal/"
+_CHUNK = const(8)  # records read from flash at a time
+_RESP_SIZE = const(6144)  # biggest answer: a blacklist page of 800 UIDs, a loads page
+_REC = const(64)
+MAX_DRIFT_S = const(5)  # the clock is set from the server when it is further off than this
+
+STEP_HEARTBEAT = const(0)
+STEP_UPLOAD = const(1)
+STEP_BLACKLIST = const(2)
+STEP_LOADS = const(3)
+STEP_PARAMS = const(4)
+STEP_ACCESS = const(5)
+STEP_DONE = const(6)
+
+
+class SyncError(Exception):
+    """The server answered but refused a request, or answered something unusable."""
+
+
+class Sync:
+    def __init__(self, terminal_id, key, server_url, journal, blacklist, loads, params, clock,
+                 firmware="0.1.0", upload_enabled=True, batch=64, timeout_s=3, access=None):
+        self.tid = terminal_id
+        self.key = key
+        self.journal = journal
+        self.blacklist = blacklist
+        self.loads = loads
+        self.params = params
+        self.clock = clock
+        self.access = access
+        self.firmware = firmware
+        self.upload_enabled = upload_enabled
+        self.batch = batch
+        self.http = HttpClient(server_url, timeout_s)
+        self.online = False
+        self.offline_since = 0
+        self.reachable = False
+        self.last_sync = 0
+        self.clock_drift = 0
+        self.last_error = ""
+        self.rejected = 0
+        self._resp = bytearray(_RESP_SIZE)
+        self._chunk = bytearray(_CHUNK * _REC)
+        self._step = STEP_DONE
+        self._bl_offset = 0
+        self._bl_writer = None
+        self._bl_since = -1
+
+    # -- state -----------------------------------------------------------------------------
+
+    def unauthorised_offline(self):
+        """True when records must carry FLAG_UNAUTHORISED_OFFLINE: uploads switched off by hand
+        while the server answers."""
+        return not self.upload_enabled and self.reachable
+
+    def network_down_since(self):
+        """UTC second the network went down, 0 while online (for the credit-wallet switch)."""
+        return 0 if self.online else self.offline_since
+
+    def _up(self):
+        self.online = True
+        self.reachable = True
+        self.offline_since = 0
+
+    def _down(self, why):
+        self.last_error = why
+        if self.online or not self.offline_since:
+            self.offline_since = self.clock.now()
+        self.online = False
+        self.reachable = False
+        self.http.close()
+
+    # -- cycle -----------------------------------------------------------------------------
+
+    def start_cycle(self):
+        self._step = STEP_HEARTBEAT
+
+    def busy(self):
+        return self._step != STEP_DONE
+
+    def run_cycle(self):
+        """A whole cycle at once (tests and idle terminals); True if it ended online."""
+        self.start_cycle()
+        while self.busy():
+            self.step()
+        return self.online
+
+    def step(self):
+        """Run one request of the cycle. Network failures end the cycle offline; a refused
+        request is recorded in ``last_error`` and the cycle goes on with the next step."""
+        s = self._step
+        try:
+            if s == STEP_HEARTBEAT:
+                self._heartbeat()
+                self._step = STEP_UPLOAD
+            elif s == STEP_UPLOAD:
+                if not self.upload_enabled or not self._upload():
+                    self._step = STEP_BLACKLIST
+            elif s == STEP_BLACKLIST:
+                if not self._blacklist():
+                    self._step = STEP_LOADS
+            elif s == STEP_LOADS:
+                self._loads()
+                self._step = STEP_PARAMS
+            elif s == STEP_PARAMS:
+                self._params()
+                self._step = STEP_ACCESS if self.access is not None else STEP_DONE
+            elif s == STEP_ACCESS:
+                if not self.access.sync_step(self):
+                    self._step = STEP_DONE
+            if self._step == STEP_DONE:
+                self.last_sync = self.clock.now()
+        except HttpError as e:
+            self._down(str(e))
+            self._abort_blacklist()
+            self._step = STEP_DONE
+        except SyncError as e:
+            self.last_error = str(e)
+            self._abort_blacklist()
+            self._step = STEP_PARAMS if s < STEP_PARAMS else STEP_DONE if s >= STEP_ACCESS or \
+                self.access is None else STEP_ACCESS
+
+    # -- requests --------------------------------------------------------------------------
+
+    def request(self, endpoint, mtype, fields, expected):
+        """Seal, send and check one request; returns the answer's fields."""
+        nonce = os.urandom(messages.NONCE_SIZE)
+        wire = messages.seal(self.key, self.tid, mtype, fields, self.clock.now(), nonce)
+        status, _ = self.http.post(_API + endpoint, len(wire), lambda w: w(wire))
+        return self._answer(status, expected, nonce)
+
+    def _answer(self, status, expected, nonce):
+        body = self.http.read_body(self._resp)
+        if status != 200:
+            raise SyncError("server refused (HTTP %d): %s" % (status, _error_text(body)))
+        try:
+            ans = messages.unseal(body, self.key, expected, None)
+        except Exception as e:  # MessageError: a forged or garbled answer
+            raise SyncError("bad answer to %s: %s" % (expected, e))
+        if ans.get("re") != nonce:
+            raise SyncError("answer to %s does not echo our nonce: replayed?" % expected)
+        self._up()
+        return ans
+
+    def _heartbeat(self):
+        j = self.journal
+        ans = self.request("heartbeat", "heartbeat", {
+            "journal_fill": j.fill_permille(), "unacked": j.unacked_count(), "last_seq": j.last_seq(),
+            "blacklist_version": self.blacklist.version, "offline_since": self.offline_since,
+            "access_version": self.access.version() if self.access is not None else 0,
+            "firmware": self.firmware, "clock_drift": self.clock_drift}, "heartbeat_ack")
+        self._set_time(ans["server_time"])
+
+    def _set_time(self, server_time):
+        drift = self.clock.now() - server_time
+        self.clock_drift = drift
+        if drift > MAX_DRIFT_S or drift < -MAX_DRIFT_S:
+            self.clock.set(server_time)
+
+    def _upload(self):
+        """Upload one batch; True if more records are waiting."""
+        j = self.journal
+        first = j.first_unacked()
+        n = min(self.batch, j.unacked_count())
+        if n <= 0:
+            return False
+        nonce = os.urandom(messages.NONCE_SIZE)
+        prefix = messages.upload_body_prefix(self.tid, self.clock.now(), nonce, n)
+        size = messages.upload_body_size(prefix, n)
+        mac = crypto.HmacSha256(self.key)
+        mac.update(prefix)
+        self._each_record(first, n, mac.update)
+        head = messages.upload_envelope_prefix(self.tid, mac.digest(), size)
+
+        def write(w):
+            w(head)
+            w(prefix)
+            self._each_record(first, n, w)
+
+        status, _ = self.http.post(_API + "upload", len(head) + size, write)
+        ans = self._answer(status, "ack", nonce)
+        acked = ans["acked"]
+        self.rejected += len(ans["rejected"])
+        if acked > j.acked_seq() and acked <= j.last_seq():
+            j.ack(acked)
+        return acked >= first + n - 1 and j.unacked_count() > 0
+
+    def _each_record(self, first, n, sink):
+        item = messages.record_item_head()
+        mv = memoryview(self._chunk)
+        done = 0
+        while done < n:
+            k = self.journal.read_unacked(first + done, self._chunk, min(_CHUNK, n - done))
+            if k <= 0:
+                raise SyncError("journal lost records %d.. while uploading" % (first + done))
+            for i in range(k):
+                sink(item)
+                sink(mv[i * _REC:(i + 1) * _REC])
+            done += k
+
+    def _blacklist(self):
+        """One blacklist request; True while a full list is still arriving in pages."""
+        bl = self.blacklist
+        since = bl.version if self._bl_writer is None else 0
+        ans = self.request("blacklist", "blacklist_req", {"since": since, "offset": self._bl_offset},
+                           "blacklist")
+        now = self.clock.now()
+        if not ans["full"]:
+            if ans["version"] == bl.version:
+                bl.mark_updated(now)
+                return False
+            try:
+                bl.apply(ans, now)
+            except VersionMismatch:
+                self._bl_offset = 0
+                self._bl_writer = bl.begin_full(ans["version"])
+                return True
+            return False
+        total = ans.get("total", len(ans["added"]) // 7)
+        offset = ans.get("offset", 0)
+        if self._bl_writer is None:
+            if offset != 0:
+                raise SyncError("blacklist page at %d without its start" % offset)
+            self._bl_writer = bl.begin_full(ans["version"])
+            self._bl_version = ans["version"]
+        elif ans["version"] != self._bl_version:
+            self._abort_blacklist()  # the list changed under us: start again
+            return True
+        try:
+            self._bl_writer.write_chunk(ans["added"])
+        except UidStoreError as e:
+            self._abort_blacklist()
+            raise SyncError("bad blacklist page: %s" % e)
+        self._bl_offset = offset + len(ans["added"]) // 7
+        if self._bl_offset < total:
+            return True
+        self._bl_writer.commit()
+        self._bl_writer = None
+        self._bl_offset = 0
+        bl.mark_updated(now)
+        return False
+
+    def _abort_blacklist(self):
+        if self._bl_writer is not None:
+            self._bl_writer.abort()
+        self._bl_writer = None
+        self._bl_offset = 0
+
+    def _loads(self):
+        ans = self.request("loads", "loads_req", {}, "loads")
+        self.loads.replace(ans["loads"])
+
+    def _params(self):
+        ans = self.request("params", "params_req", {}, "params")
+        self.params.apply(ans["params"])
+        self._set_time(ans["server_time"])
+
+
+def _error_text(body):
+    try:
+        err = cbor.loads(body)
+        if isinstance(err, dict) and isinstance(err.get("error"), str):
+            return err["error"]
+    except Exception:
+        pass
+    return "(no reason given)"
