@@ -75,6 +75,7 @@ FLAG_PIN_LOCKED = const(0x20)
 STATE_SIZE = const(48)
 _STATE_MAC = const(40)
 _STATE_FMT = "<BIiHIBIIIIII"  # 40 bytes before the 8-byte MAC
+_GEN_BYTE = const(15)  # meal period | gen << 4, the sixth field of _STATE_FMT
 
 # Access conditions C1C2C3 as a 3-bit number (MF1S50yyX datasheet, 8.7.2/8.7.3 tables).
 ACC_DATA_TRANSPORT = const(0b000)  # read/write/inc/dec with A or B
@@ -350,8 +351,18 @@ def next_gen(gen):
     return (gen + 1) & 0x0F
 
 
+def state_gen(data):
+    """Write generation of a raw slot, read before its MAC is checked: which slot to verify first."""
+    return data[_GEN_BYTE] >> 4
+
+
 def decode_state(data, purse_key, uid):
     return decode_state_into(PurseState(), data, purse_key, uid)
+
+
+def pin_check_int(purse_key, uid, pin):
+    """The ``pin_check`` field of the purse state for ``pin``: its check value as an integer."""
+    return struct.unpack("<I", crypto.pin_check_value(purse_key, uid, pin))[0]
 
 
 # --- load register ----------------------------------------------------------------------

@@ -1,0 +1,405 @@
+"""firmware/purse.py on MicroPython (64 KB heap) through the real PN532 driver and emulator.
+
+Each test runs one MicroPython process (tests/purse_harness.py) on a personalised virtual card
+and checks what the purse reports and what the card's memory really holds afterwards. The
+tearing matrices pull the card at every command of a debit and of a load, re-tap it on the
+same and on another terminal, and also replay each tear with the torn block left garbled.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware import purse as fp
+from protocol import card_layout as cl
+from terminal_sim.mifare_card import MifareClassic1K
+from terminal_sim.personalise import PersonaliseError, make_card, personalise
+from tests.purse_harness import CARD_MASTER, ISSUER_MASTER, CardView, PurseRig, TracingCard
+
+UID = "04a1b2c3"
+DAY = 20_500
+TERMINAL = 7
+OTHER = 9
+
+
+def new_card(balance: int = 5000, uid: str = UID, cls: type[MifareClassic1K] = MifareClassic1K) -> MifareClassic1K:
+    card = cls(bytes.fromhex(uid), name="alice")
+    ident = cl.Identity(1234567, "S2024001", cl.CARD_STUDENT, 1_700_000_000, 1_900_000_000)
+    personalise(card, CARD_MASTER, ISSUER_MASTER, ident, balance=balance, pin="123456")
+    return card
+
+
+def by_key(lines: list[list[str]]) -> dict[str, list[str]]:
+    return {words[0]: words[1:] for words in lines}
+
+
+# -- personalisation (CPython only) ------------------------------------------------------------
+
+
+def test_personalised_card_holds_the_card_map_with_diversified_keys() -> None:
+    card = new_card(balance=4200)
+    view = CardView(card)
+    view.check_consistent(4200, 0)
+    st = view.state()
+    assert st.flags == cl.FLAG_INITIAL_PIN and st.gen == 0 and st.txn_terminal == 0
+    assert view.slots()[1] is None  # slot 1 left invalid
+    assert view.load_seq() == 0
+    for sector in cl.PERSONALISED_SECTORS:
+        assert card.block(cl.trailer_block(sector))[6:9] == cl.sector_trailer(CARD_MASTER, card.uid, sector)[6:9]
+    with pytest.raises(PersonaliseError, match="transport key"):
+        personalise(card, CARD_MASTER, ISSUER_MASTER, cl.Identity(1, "x", 1, 1, 2))
+
+
+def test_make_card_7_byte_uid() -> None:
+    card = make_card("04112233445566", "bob", cl.CARD_STAFF, 100, card_master=CARD_MASTER,
+                     issuer_master=ISSUER_MASTER)
+    CardView(card).check_consistent(100, 0)
+
+
+# -- normal operations ---------------------------------------------------------------------------
+
+_BASICS = """
+p = purse(%(t)d)
+n = p.read()
+i = p.identity
+out("read", n, p.state.balance, int(p.torn), p.load_seq, p.state.counter, p.state.flags, i.card_no, i.holder_id)
+out("pin", int(p.pin_ok("123456")), int(p.pin_ok("654321")), int(p.pin_ok("12")))
+rdr.reset_counters()
+p.read()
+out("read_io", rdr.commands, rdr.card_io_us)
+rdr.reset_counters()
+o = p.debit(1250, 101, %(day)d, 2, 0, True)
+out("debit", o.kind, o.amount, o.balance_before, o.balance_after, o.counter, int(o.credit_used), rdr.commands,
+    rdr.card_io_us)
+ctl("check", 3750, 1)
+p.read()
+o = p.debit(300, 102, %(day)d, 2, 0, False)
+out("offline", p.state.day_total, p.state.meal_total, p.state.offline_spend, o.balance_after)
+p.read()
+o = p.debit(200, 103, %(day)d, 3, 0, False)
+out("meal", p.state.day_total, p.state.meal_total, p.state.offline_spend, int(p.committed(103)))
+p.read()
+o = p.debit(100, 104, %(day)d + 1, 1, 0, True)
+out("nextday", p.state.day, p.state.day_total, p.state.meal_total, p.state.offline_spend)
+p.read()
+p.debit(100, 105, %(day)d + 1, 1, 0, False)
+p.read()
+p.reset_offline_spend()
+p.read()
+out("reset", p.state.offline_spend, p.state.counter, p.state.balance)
+ctl("remove")
+out("nocard", p.read())
+"""
+
+
+def test_read_debit_totals_and_counters() -> None:
+    card = new_card(5000)
+    view = CardView(card)
+    seen: list[tuple[int, int]] = []
+
+    def on_ctl(words: list[str]) -> str:
+        if words[0] == "check":
+            view.check_consistent(int(words[1]), int(words[2]))
+            seen.append((int(words[1]), int(words[2])))
+        elif words[0] == "remove":
+            card.leave_field()
+        return "ok"
+
+    with PurseRig(card) as rig:
+        r = by_key(rig.run(_BASICS % {"t": TERMINAL, "day": DAY}, on_ctl))
+    assert r["read"] == ["4", "5000", "0", "0", "0", str(cl.FLAG_INITIAL_PIN), "1234567", "S2024001"]
+    assert r["pin"] == ["1", "0", "0"]
+    assert r["debit"][:6] == [str(fp.OUT_DEBIT), "1250", "5000", "3750", "1", "0"]
+    # one select, four authentications, twelve reads; a debit writes 3 blocks + 4 value commands
+    assert int(r["read_io"][0]) == 17
+    assert int(r["debit"][6]) in (8, 9), r["debit"]
+    assert int(r["read_io"][1]) + int(r["debit"][7]) <= 100_000, "modelled card I/O of a sale over 100 ms"
+    assert seen == [(3750, 1)]
+    assert r["offline"] == ["1550", "1550", "300", "3450"]
+    assert r["meal"] == ["1750", "200", "500", "1"]  # new meal period: meal total restarts
+    assert r["nextday"] == [str(DAY + 1), "100", "100", "0"]  # new day; online clears offline spend
+    assert r["reset"] == ["0", "5", "3050"]  # state-only write: counter unchanged
+    assert r["nocard"] == ["0"]
+    view.check_consistent(3050, 5)
+
+
+_CREDIT_LOAD_PIN = """
+p = purse(%(t)d)
+p.read()
+o = p.debit(800, 1, %(day)d, 1, 1000, False)
+out("credit", o.balance_after, int(o.credit_used), p.state.credit_used)
+p.read()
+for limit in (1000, 0):
+    try:
+        p.debit(800, 2, %(day)d, 1, limit, False)
+        out("beyond", "debited")
+    except PurseError as e:
+        out("beyond", "refused", limit)
+p.read()
+out("after_refusal", p.state.balance, p.state.counter, p.load_seq)
+o = p.apply_load(1, 1000, 3)
+out("load", o.kind, o.amount, o.balance_before, o.balance_after, int(o.credit_used), p.state.credit_used, o.orig_seq)
+ctl("check_load", 700, 2, 1)
+p.read()
+for seq in (1, 3):
+    try:
+        p.apply_load(seq, 1000, 4)
+        out("again", seq, "applied")
+    except PurseError:
+        out("again", seq, "refused")
+o = p.apply_load(2, 50, 5)
+p.read()
+out("load2", p.state.balance, p.load_seq, p.state.counter)
+p.update_pin_state(pin_retries=2)
+p.read()
+out("retries", p.state.pin_retries, p.state.counter, p.state.flags)
+p.update_pin_state(pin_retries=0, pin_check="2468")
+p.read()
+out("newpin", int(p.pin_ok("2468")), int(p.pin_ok("123456")), p.state.flags, p.state.pin_retries, p.state.counter)
+p.update_pin_state(flags=p.state.flags | 0x20, pin_retries=5)
+p.read()
+out("locked", p.state.flags, p.state.pin_retries, p.state.balance)
+"""
+
+
+def test_credit_wallet_loads_once_and_pin_state() -> None:
+    card = new_card(500)
+    view = CardView(card)
+
+    def on_ctl(words: list[str]) -> str:
+        if words[0] == "check_load":
+            view.check_consistent(int(words[1]), int(words[2]))
+            assert view.load_seq() == int(words[3])
+        return "ok"
+
+    with PurseRig(card) as rig:
+        lines = rig.run(_CREDIT_LOAD_PIN % {"t": TERMINAL, "day": DAY}, on_ctl)
+    r = by_key(lines)
+    assert r["credit"] == ["-300", "1", "300"]
+    assert [w for w in lines if w[0] == "beyond"] == [["beyond", "refused", "1000"], ["beyond", "refused", "0"]]
+    assert r["after_refusal"] == ["-300", "1", "0"]
+    assert r["load"] == [str(fp.OUT_LOAD), "1000", "-300", "700", "0", "0", "1"]
+    assert r["again"] == ["3", "refused"]
+    assert r["load2"] == ["750", "2", "3"]
+    assert r["retries"] == ["2", "3", str(cl.FLAG_INITIAL_PIN)]
+    assert r["newpin"] == ["1", "0", "0", "0", "3"]  # a new PIN clears the initial-PIN flag
+    assert r["locked"] == [str(cl.FLAG_PIN_LOCKED), "5", "750"]
+    view.check_consistent(750, 3)
+
+
+def test_debit_beyond_the_credit_limit_is_refused_for_each_limit() -> None:
+    card = new_card(500)
+    body = """
+p = purse(7)
+for limit in (0, 299, 300):
+    p.read()
+    try:
+        o = p.debit(800, 1, 1, 1, limit, False)
+        out("limit", limit, "debited", o.balance_after)
+    except PurseError:
+        out("limit", limit, "refused", p.state.balance)
+"""
+    with PurseRig(card) as rig:
+        lines = rig.run(body)
+    assert lines == [["limit", "0", "refused", "500"], ["limit", "299", "refused", "500"],
+                     ["limit", "300", "debited", "-300"]]
+    CardView(card).check_consistent(-300, 1)
+
+
+# -- rejected cards -----------------------------------------------------------------------------
+
+_REJECTS = """
+p = purse(7)
+while True:
+    name = ctl("next")
+    if name == "end":
+        break
+    try:
+        p.read()
+        out(name, "accepted", int(p.torn), p.state.balance)
+    except CardRejected as e:
+        out(name, "rejected", e.code)
+"""
+
+
+def _image_variants(card: MifareClassic1K) -> dict[str, bytes]:
+    good = card.image()
+    other = new_card(9900, uid="04d4e5f6")
+
+    def with_blocks(**blocks: bytes) -> bytes:
+        img = bytearray(good)
+        for name, data in blocks.items():
+            n = int(name[1:])
+            img[n * 16 : n * 16 + 16] = data
+        return bytes(img)
+
+    vb = cl.encode_value_block
+    slot0 = cl.STATE_SLOTS[0]
+    garbled = bytearray(card.block(slot0[1]))
+    garbled[0] ^= 1
+    bad_version = bytearray(card.block(cl.BLOCK_IDENTITY))
+    bad_version[0] = 2
+    return {
+        "good": good,
+        "forged_primary": with_blocks(b8=vb(99_999, 8)),
+        "forged_both": with_blocks(b8=vb(99_999, 8), b9=vb(99_999, 8)),
+        "forged_backup": with_blocks(b9=vb(99_999, 8)),
+        "no_value_block": with_blocks(b8=bytes(16), b9=bytes(16)),
+        "value_wrong_address": with_blocks(b8=vb(5000, 9), b9=vb(5000, 9)),
+        "identity_of_other_card": with_blocks(b4=other.block(4), b5=other.block(5), b6=other.block(6)),
+        "state_mac": with_blocks(**{f"b{slot0[1]}": bytes(garbled)}),
+        "layout_version": with_blocks(b4=bytes(bad_version)),
+        "blank": MifareClassic1K(card.uid).image(),
+        "primary_garbled": with_blocks(b8=bytes(16)),
+    }
+
+
+def test_forged_cloned_and_foreign_cards_are_rejected() -> None:
+    card = new_card(5000)
+    variants = _image_variants(card)
+    order = iter(variants)
+    view = CardView(card)
+
+    def on_ctl(words: list[str]) -> str:
+        name = next(order, "end")
+        if name != "end":
+            view.restore(variants[name])
+        return name
+
+    with PurseRig(card) as rig:
+        r = by_key(rig.run(_REJECTS, on_ctl))
+    assert r["good"] == ["accepted", "0", "5000"]
+    forged = ["rejected", str(fp.REJECT_PURSE_FORGED)]
+    assert r["forged_primary"] == forged
+    assert r["forged_both"] == forged
+    assert r["forged_backup"] == forged
+    assert r["no_value_block"] == forged
+    assert r["value_wrong_address"] == forged
+    assert r["identity_of_other_card"] == ["rejected", str(fp.REJECT_IDENTITY_MAC)]
+    assert r["state_mac"] == ["rejected", str(fp.REJECT_PURSE_MAC)]  # slot 1 was never written
+    assert r["layout_version"] == ["rejected", str(fp.REJECT_NOT_PERSONALISED)]
+    assert r["blank"] == ["rejected", str(fp.REJECT_NOT_PERSONALISED)]
+    # a primary that is not a value block is a torn commit: the backup holds the balance
+    assert r["primary_garbled"] == ["accepted", "1", "5000"]
+
+
+# -- tearing -------------------------------------------------------------------------------------
+
+_MATRIX = """
+def op(p, seq):
+    if OP == "debit":
+        return p.debit(AMOUNT, seq, 1, 1, 0, True)
+    return p.apply_load(p.load_seq + 1, AMOUNT, seq)
+
+def attempt(p, seq):
+    try:
+        op(p, seq)
+        return 1
+    except ReaderError:
+        return 0
+
+p = purse(%(t)d)
+other = purse(%(o)d)
+ctl("reset")
+p.read()
+ctl("trace")
+op(p, 1)
+k = int(ctl("count"))
+for corrupt in (0, 1):
+    for n in range(k + 1):
+        for tid in (%(t)d, %(o)d):
+            ctl("reset")
+            p.read()
+            ctl("pull", n, corrupt)
+            done = attempt(p, 1)
+            ctl("back")
+            q = p if tid == %(t)d else other
+            q.read()
+            torn = int(q.torn)
+            o = q.resolve_torn(1 if tid == %(t)d else 0)
+            kind = o.kind if o else 0
+            again = 0
+            if tid == %(t)d and not q.committed(1) and not (OP == "load" and q.load_seq >= 1):
+                again = attempt(q, 1)
+            ctl("check", n, corrupt, tid, done, torn, kind, again)
+            out("case", n, corrupt, tid, done, torn, kind, again)
+out("k", k)
+"""
+
+
+class Matrix:
+    """The test side of a tearing matrix: card resets, pulls, and checks of the card's memory."""
+
+    def __init__(self, op: str, balance: int, amount: int) -> None:
+        self.op = op
+        self.card = new_card(balance, cls=TracingCard)
+        assert isinstance(self.card, TracingCard)
+        self.view = CardView(self.card)
+        self.image = self.card.image()
+        self.balance = balance
+        self.delta = -amount if op == "debit" else amount
+        self.ops: list[tuple[str, int]] = []
+        self.commit = -1
+        self.torn_op: tuple[str, int] | None = None
+        self.corrupt = False
+        self.checked = 0
+
+    def on_ctl(self, words: list[str]) -> str:
+        card = self.card
+        cmd = words[0]
+        if cmd == "reset":
+            self.view.restore(self.image)
+        elif cmd == "trace":
+            card.trace = []
+        elif cmd == "count":
+            self.ops = list(card.trace)
+            self.commit = self.ops.index(("transfer", cl.BLOCK_BALANCE))
+            return str(len(self.ops))
+        elif cmd == "pull":
+            n, self.corrupt = int(words[1]), words[2] == "1"
+            self.torn_op = self.ops[n] if n < len(self.ops) else None
+            card.pull_after(n)
+        elif cmd == "back":
+            if self.corrupt and self.torn_op is not None and self.torn_op[0] in ("write", "transfer"):
+                card.corrupt(self.torn_op[1])
+            card.put_back()
+        elif cmd == "check":
+            self.check(*(int(w) for w in words[1:]))
+        return "ok"
+
+    def check(self, n: int, corrupt: int, tid: int, done: int, torn: int, kind: int, again: int) -> None:
+        where = f"{self.op} pulled after {n} commands ({self.torn_op}), corrupt={corrupt}, re-tap on terminal {tid}"
+        assert done == (n == len(self.ops)), where
+        committed = n > self.commit  # the transfer to block 8 completed before the pull
+        applied = committed or tid == TERMINAL
+        balance = self.balance + self.delta if applied else self.balance
+        self.view.check_consistent(balance, 1 if applied else 0)
+        st = self.view.state()
+        if applied:
+            assert (st.txn_terminal, st.txn_seq) == ((TERMINAL, 1) if self.op == "debit" else (0, 1)), where
+        assert self.view.load_seq() == (1 if applied and self.op == "load" else 0), where
+        if tid == OTHER and not committed and torn:
+            assert kind == fp.OUT_REPAIR_ROLLED_BACK, f"{where}: expected a roll-back, got outcome kind {kind}"
+        if committed and n < len(self.ops):
+            assert torn and kind == fp.OUT_REPAIR_COMPLETED, f"{where}: expected a completed repair, got {torn} {kind}"
+        self.checked += 1
+
+
+@pytest.mark.parametrize("op,balance,amount", [("debit", 1000, 300), ("load", -200, 500)])
+def test_card_pulled_at_every_step_ends_committed_exactly_once_or_rolled_back(
+        op: str, balance: int, amount: int) -> None:
+    m = Matrix(op, balance, amount)
+    body = f"OP = {op!r}\nAMOUNT = {amount}\n" + _MATRIX % {"t": TERMINAL, "o": OTHER}
+    with PurseRig(m.card) as rig:
+        lines = rig.run(body, m.on_ctl, timeout=120)
+    k = int(by_key(lines)["k"][0])
+    assert k == len(m.ops)
+    assert m.checked == (k + 1) * 2 * 2
+    cases = [w for w in lines if w[0] == "case"]
+    # the torn states seen: nothing torn before the state write completes, then torn until the end
+    first_write = next(i for i, o in enumerate(m.ops) if o[0] == "write")
+    for n, corrupt, tid, _done, torn, kind, _again in (map(int, c[1:]) for c in cases):
+        if n <= first_write + 2:
+            assert not torn, (n, tid)  # the new state never became valid
+        if tid == TERMINAL and op == "debit" and first_write + 3 <= n <= m.commit:
+            assert kind == fp.OUT_DEBIT, (n, corrupt, kind)  # own pending debit redone
