@@ -14,7 +14,8 @@ secrets.json (hex)::
 
     {"terminal_key": "<64 hex>", "card_master": "<32+ hex>", "issuer_master": "<32+ hex>"}
 
-``hw`` is the board's business (see ``board_unix`` / ``board_esp32``).
+``hw`` is the board's business (see ``board_unix`` / ``board_esp32``); the optional
+``journal_max_records`` (default 30000) caps the unacknowledged records the journal keeps.
 
 Usage::
 
@@ -86,6 +87,9 @@ class Config:
         if not isinstance(hw, dict):
             raise ConfigError("%s: hw must be an object" % path)
         self.hw = hw
+        self.journal_max = doc.get("journal_max_records", 30000)
+        if not isinstance(self.journal_max, int) or self.journal_max < 1:
+            raise ConfigError("%s: journal_max_records must be a positive integer" % path)
         self.terminal_key = _key(secrets, secrets_path, "terminal_key", 16)
         self.card_master = _key(secrets, secrets_path, "card_master", 16)
         self.issuer_master = _key(secrets, secrets_path, "issuer_master", 16)

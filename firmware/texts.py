@@ -64,102 +64,103 @@ T_AMOUNT = const(43)
 T_NOT_WHILE_PENDING = const(44)
 T_CARD_ERROR = const(45)
 
+# One str constant per language (the literals below are joined at compile time), texts
+# separated by "\n" and numbered from 0 (empty): one heap object instead of a tuple of 46
+# strings (about a third of the heap). Text n follows the n-th newline.
 _ZH = (
-    "",
-    "欢迎使用 请输入金额",
-    "请刷卡 %s元",
-    "请刷卡查询余额",
-    "请刷卡修改密码",
-    "请重新刷卡",
-    "支付成功 %s元",
-    "余额 %s元",
-    "此卡已挂失或冻结",
-    "此卡已过期",
-    "此卡尚未生效",
-    "本商户不受理此类卡",
-    "非本系统卡",
-    "卡数据校验失败 请到卡务中心",
-    "余额不足 余额%s元",
-    "超过单笔限额",
-    "超过餐次限额",
-    "超过当日累计限额",
-    "超过脱机交易限额",
-    "请输入交易密码",
-    "密码错误 还可输入%s次",
-    "密码已锁定 请到卡务中心解锁",
-    "请尽快修改初始密码",
-    "请输入原密码",
-    "请输入新密码",
-    "请再次输入新密码",
-    "两次输入的新密码不一致",
-    "密码修改成功",
-    "密码须为4至6位数字",
-    "重复刷卡 请收银员确认",
-    "已确认 请刷卡",
-    "请先刷原卡完成交易",
-    "记录已满 请联网同步",
-    "交易已取消",
-    "已修复上次中断的交易",
-    "充值到账 %s元",
-    "金额无效",
-    "读卡器故障",
-    "交易未完成 请重新刷卡或取消",
-    "脱机消费已达上限 请到联网终端消费",
-    "时钟未设置 暂停交易",
-    "密码错误次数过多 已锁定",
-    "透支 %s元",
-    "金额 %s元",
-    "交易未完成 不能进行此操作",
-    "读卡失败 请重新刷卡",
+    "\n欢迎使用 请输入金额"  # 1
+    "\n请刷卡 %s元"  # 2
+    "\n请刷卡查询余额"  # 3
+    "\n请刷卡修改密码"  # 4
+    "\n请重新刷卡"  # 5
+    "\n支付成功 %s元"  # 6
+    "\n余额 %s元"  # 7
+    "\n此卡已挂失或冻结"  # 8
+    "\n此卡已过期"  # 9
+    "\n此卡尚未生效"  # 10
+    "\n本商户不受理此类卡"  # 11
+    "\n非本系统卡"  # 12
+    "\n卡数据校验失败 请到卡务中心"  # 13
+    "\n余额不足 余额%s元"  # 14
+    "\n超过单笔限额"  # 15
+    "\n超过餐次限额"  # 16
+    "\n超过当日累计限额"  # 17
+    "\n超过脱机交易限额"  # 18
+    "\n请输入交易密码"  # 19
+    "\n密码错误 还可输入%s次"  # 20
+    "\n密码已锁定 请到卡务中心解锁"  # 21
+    "\n请尽快修改初始密码"  # 22
+    "\n请输入原密码"  # 23
+    "\n请输入新密码"  # 24
+    "\n请再次输入新密码"  # 25
+    "\n两次输入的新密码不一致"  # 26
+    "\n密码修改成功"  # 27
+    "\n密码须为4至6位数字"  # 28
+    "\n重复刷卡 请收银员确认"  # 29
+    "\n已确认 请刷卡"  # 30
+    "\n请先刷原卡完成交易"  # 31
+    "\n记录已满 请联网同步"  # 32
+    "\n交易已取消"  # 33
+    "\n已修复上次中断的交易"  # 34
+    "\n充值到账 %s元"  # 35
+    "\n金额无效"  # 36
+    "\n读卡器故障"  # 37
+    "\n交易未完成 请重新刷卡或取消"  # 38
+    "\n脱机消费已达上限 请到联网终端消费"  # 39
+    "\n时钟未设置 暂停交易"  # 40
+    "\n密码错误次数过多 已锁定"  # 41
+    "\n透支 %s元"  # 42
+    "\n金额 %s元"  # 43
+    "\n交易未完成 不能进行此操作"  # 44
+    "\n读卡失败 请重新刷卡"  # 45
 )
 
 _EN = (
-    "",
-    "Ready: enter amount",
-    "Tap card: %s",
-    "Tap card for balance",
-    "Tap card to change PIN",
-    "Tap again",
-    "Paid %s",
-    "Balance %s",
-    "Card reported lost or frozen",
-    "Card expired",
-    "Card not yet valid",
-    "Card type not accepted here",
-    "Not a campus card",
-    "Card data failed verification: see the card office",
-    "Insufficient balance: %s",
-    "Over the per-transaction limit",
-    "Over the meal-period limit",
-    "Over the daily limit",
-    "Over the offline limit",
-    "Enter transaction PIN",
-    "Wrong PIN: %s tries left",
-    "PIN locked: the card office must reset it",
-    "Please change your initial PIN",
-    "Enter old PIN",
-    "Enter new PIN",
-    "Enter new PIN again",
-    "New PINs do not match",
-    "PIN changed",
-    "PIN must be 4 to 6 digits",
-    "Same card again: cashier must confirm",
-    "Confirmed: tap card",
-    "Tap the first card to finish its sale",
-    "journal full — sync needed",
-    "Cancelled",
-    "Interrupted transaction repaired",
-    "Top-up received: %s",
-    "Invalid amount",
-    "Reader fault",
-    "Sale not finished: tap again or cancel",
-    "Offline spending cap reached: pay at an online terminal",
-    "Clock not set: sales stopped",
-    "Too many wrong PINs: PIN locked",
-    "Credit used: %s",
-    "Amount %s",
-    "Sale not finished: not now",
-    "Card read failed: tap again",
+    "\nReady: enter amount"  # 1
+    "\nTap card: %s"  # 2
+    "\nTap card for balance"  # 3
+    "\nTap card to change PIN"  # 4
+    "\nTap again"  # 5
+    "\nPaid %s"  # 6
+    "\nBalance %s"  # 7
+    "\nCard reported lost or frozen"  # 8
+    "\nCard expired"  # 9
+    "\nCard not yet valid"  # 10
+    "\nCard type not accepted here"  # 11
+    "\nNot a campus card"  # 12
+    "\nCard data failed verification: see the card office"  # 13
+    "\nInsufficient balance: %s"  # 14
+    "\nOver the per-transaction limit"  # 15
+    "\nOver the meal-period limit"  # 16
+    "\nOver the daily limit"  # 17
+    "\nOver the offline limit"  # 18
+    "\nEnter transaction PIN"  # 19
+    "\nWrong PIN: %s tries left"  # 20
+    "\nPIN locked: the card office must reset it"  # 21
+    "\nPlease change your initial PIN"  # 22
+    "\nEnter old PIN"  # 23
+    "\nEnter new PIN"  # 24
+    "\nEnter new PIN again"  # 25
+    "\nNew PINs do not match"  # 26
+    "\nPIN changed"  # 27
+    "\nPIN must be 4 to 6 digits"  # 28
+    "\nSame card again: cashier must confirm"  # 29
+    "\nConfirmed: tap card"  # 30
+    "\nTap the first card to finish its sale"  # 31
+    "\njournal full — sync needed"  # 32
+    "\nCancelled"  # 33
+    "\nInterrupted transaction repaired"  # 34
+    "\nTop-up received: %s"  # 35
+    "\nInvalid amount"  # 36
+    "\nReader fault"  # 37
+    "\nSale not finished: tap again or cancel"  # 38
+    "\nOffline spending cap reached: pay at an online terminal"  # 39
+    "\nClock not set: sales stopped"  # 40
+    "\nToo many wrong PINs: PIN locked"  # 41
+    "\nCredit used: %s"  # 42
+    "\nAmount %s"  # 43
+    "\nSale not finished: not now"  # 44
+    "\nCard read failed: tap again"  # 45
 )
 
 COUNT = const(46)
@@ -172,8 +173,14 @@ def yuan(cents):
     return "%d.%02d" % (cents // 100, cents % 100)
 
 
-def _fill(table, tid, arg):
-    text = table[tid] if 0 <= tid < COUNT else "?%d" % tid
+def _fill(blob, tid, arg):
+    if not 0 <= tid < COUNT:
+        return "?%d" % tid
+    start = 0
+    for _ in range(tid):
+        start = blob.find("\n", start) + 1
+    end = blob.find("\n", start)
+    text = blob[start:end] if end >= 0 else blob[start:]
     if arg is None or "%s" not in text:
         return text
     return text % (arg,)

@@ -1,0 +1,242 @@
+"""The board for the MicroPython unix port: the terminal's hardware over ptys, sockets and files.
+
+The same interfaces as ``board_esp32``, so the firmware runs unchanged on a PC against the
+simulated hardware of ``terminal_sim``:
+
+==========  ===================================================================================
+reader      ``hw.reader`` "pn532": PN532 on the pty ``hw.reader_path`` (``firmware.hw.unix_uart``);
+            "mfrc522": MFRC522 over the SPI bridge socket ``hw.reader_path`` (``firmware.hw.unix_spi``)
+display     one line on stdout per change: ``DISPLAY <Chinese> | <English>``
+keypad      lines on stdin, or on a unix socket ``hw.keypad`` (the display then writes there too);
+            see :func:`parse` for the line protocol; ``@ready`` is printed when the firmware
+            waits for the next line
+relay       none yet (door terminals come later)
+clock       ``time.time()`` plus an offset kept in ``<workspace>/clock_offset``
+flash       ``hw.flash`` "dir": the directory ``<workspace>/flash`` (VfsPosix); "lfs": a littlefs
+            image ``<workspace>/flash.img`` (``hw.flash_blocks`` x 4096 bytes) mounted at /flash
+==========  ===================================================================================
+
+Usage::
+
+    board = Board(cfg, "/tmp/ws")
+    board.reader.init()
+    ev = board.keypad.poll(-1)
+"""
+
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+from firmware import texts, ui
+
+_AF_UNIX_ADDR = "<H"
+
+
+def parse(line):
+    """A keypad event from one protocol line, or None for an empty line.
+
+    ``amount 1250`` (cents), ``pin 123456``, ``ok``/``confirm``/``key OK``, ``cancel``/``key CANCEL``,
+    ``balance``/``key BAL``, ``pinchange``/``key PIN``, ``poll``; anything else is a service
+    command ``(EV_SERVICE, (word, rest))``.
+    """
+    line = line.strip()
+    if not line:
+        return None
+    sp = line.find(" ")
+    word = line if sp < 0 else line[:sp]
+    rest = "" if sp < 0 else line[sp + 1:].strip()
+    if word == "key":
+        word = rest.lower()
+        rest = ""
+    if word == "amount":
+        return (ui.EV_AMOUNT, int(rest) if rest.isdigit() else -1)
+    if word == "pin":
+        return (ui.EV_PIN, rest)
+    if word == "number":
+        return (ui.EV_NUMBER, rest)
+    if word == "ok" or word == "confirm":
+        return (ui.EV_CONFIRM, None)
+    if word == "cancel":
+        return (ui.EV_CANCEL, None)
+    if word == "balance" or word == "bal":
+        return (ui.EV_BALANCE, None)
+    if word == "pinchange":
+        return (ui.EV_PIN_CHANGE, None)
+    if word == "poll":
+        return (ui.EV_POLL, None)
+    return (ui.EV_SERVICE, (word, rest))
+
+
+class LineIO:
+    """The console stream on stdin/stdout."""
+
+    def __init__(self):
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+
+    def write_line(self, line):
+        sys.stdout.write(line + "\n")
+
+    def _readline(self):
+        return sys.stdin.readline()
+
+    def read_line(self, timeout_ms):
+        """One line (str, without the newline), "" on timeout, None at end of input."""
+        if not self._poll.poll(timeout_ms):
+            return ""
+        line = self._readline()
+        if not line:
+            return None
+        if isinstance(line, bytes):
+            line = line.decode()
+        return line.rstrip("\r\n") or " "
+
+
+class SocketIO(LineIO):
+    """The console stream on the one connection accepted at a unix socket ``path``."""
+
+    def __init__(self, path):
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        srv.bind(struct.pack(_AF_UNIX_ADDR, socket.AF_UNIX) + path.encode() + b"\x00")
+        srv.listen(1)
+        self._conn = srv.accept()[0]
+        srv.close()
+        self._poll = select.poll()
+        self._poll.register(self._conn, select.POLLIN)
+
+    def write_line(self, line):
+        self._conn.write(line.encode() + b"\n")  # type: ignore[attr-defined]  # MicroPython socket
+
+    def _readline(self):
+        return self._conn.readline()  # type: ignore[attr-defined]
+
+
+class Display(ui.Display):
+    """Prints each screen as one line: Chinese (what the LCD shows) | English (for the console)."""
+
+    def __init__(self, io):
+        self._io = io
+        self.last = ""
+
+    def show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
+        zh = texts.zh(tid, arg)
+        en = texts.en(tid, arg)
+        if tid2:
+            zh = zh + " / " + texts.zh(tid2, arg2)
+            en = en + " / " + texts.en(tid2, arg2)
+        if tid3:
+            zh = zh + " / " + texts.zh(tid3, arg3)
+            en = en + " / " + texts.en(tid3, arg3)
+        self.last = zh + " | " + en
+        self._io.write_line("DISPLAY " + self.last)
+
+    def out(self, line):
+        self._io.write_line(line)
+
+
+class Keypad(ui.Keypad):
+    """Key events from protocol lines (see :func:`parse`); prints ``@ready`` before waiting."""
+
+    def __init__(self, io):
+        self._io = io
+        self._prompt = True
+
+    def poll(self, timeout_ms):
+        if self._prompt:
+            self._io.write_line("@ready")
+            self._prompt = False
+        line = self._io.read_line(timeout_ms)
+        if line is None:
+            return (ui.EV_SERVICE, ("quit", ""))
+        if not line:
+            return None
+        self._prompt = True
+        ev = parse(line)
+        return ev if ev is not None else (ui.EV_SERVICE, ("", ""))
+
+
+class Clock:
+    """UTC seconds: the host clock plus an offset the server (or the console) sets."""
+
+    def __init__(self, path):
+        self._path = path
+        self.offset = 0
+        try:
+            with open(path) as f:
+                self.offset = int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            self.offset = 0
+
+    def now(self):
+        return int(time.time()) + self.offset
+
+    def set(self, utc):
+        self.offset = utc - int(time.time())
+        tmp = self._path + ".new"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % self.offset)
+        os.rename(tmp, self._path)
+
+
+def _mkdir(path):
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+class Board:
+    """Everything the application needs from the hardware, built from ``cfg.hw``."""
+
+    name = "unix"
+
+    def __init__(self, cfg, workspace):
+        hw = cfg.hw
+        self.workspace = workspace
+        path = hw.get("keypad")
+        self.io = SocketIO(path) if path else LineIO()
+        self.display = Display(self.io)
+        self.keypad = Keypad(self.io)
+        self.clock = Clock(workspace + "/clock_offset")
+        self.relay = None
+        self.root = self._flash(hw)
+        self.reader = self._reader(hw)
+        self.poll_ms = hw.get("poll_ms", 0)
+
+    def _flash(self, hw):
+        kind = hw.get("flash", "dir")
+        if kind == "lfs":
+            from firmware import flashdev
+
+            dev = flashdev.FileBlockDev(self.workspace + "/flash.img", 4096, hw.get("flash_blocks", 512))
+            try:
+                flashdev.remount(dev, "/flash")
+            except OSError:  # a new (erased) image: format it, as a factory-fresh board
+                flashdev.format_and_mount(dev, "/flash")
+            return "/flash"
+        root = self.workspace + "/flash"
+        _mkdir(root)
+        return root
+
+    def _reader(self, hw):
+        kind = hw.get("reader", "pn532")
+        path = hw.get("reader_path", "")
+        if kind == "pn532":
+            from firmware.drivers.pn532 import PN532_UART
+            from firmware.hw.unix_uart import UART
+
+            return PN532_UART(UART(path, 115200))
+        if kind == "mfrc522":
+            from firmware.drivers.mfrc522 import MFRC522
+            from firmware.hw.unix_spi import SPI, Pin
+
+            spi = SPI(path)
+            return MFRC522(spi, Pin(spi))
+        raise ValueError("hw.reader must be 'pn532' or 'mfrc522', got %r" % kind)

@@ -1,0 +1,240 @@
+"""Boot: read config.json and secrets.json, build the board, the stores and the application,
+then run the terminal's loop (keypad events, reader polls, service lines).
+
+On the ESP32 the flash root holds ``main.py`` with ``from firmware import main; main.main()``;
+on the unix port::
+
+    MICROPYPATH=build/mpy micropython -X heapsize=64K -m firmware.main /path/to/workspace
+
+Service lines (technician / simulator; the sync client of a later issue calls the same
+library functions): ``time <utc>``, ``param <name> <int>``, ``net up`` / ``net down <since>``,
+``blacklist add|remove <uid hex>``, ``loads <hex of 16-byte entries>``, ``journal`` (prints
+``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``stats``, ``quit``.
+"""
+
+import binascii
+import gc
+import json
+import sys
+
+from firmware import config, texts, ui
+
+try:
+    from time import ticks_diff, ticks_us  # type: ignore[attr-defined]
+
+    import micropython
+except ImportError:
+    micropython = None  # type: ignore[assignment]
+    from firmware.hw import ticks_diff  # CPython: the tests import this module only to read it
+
+    def ticks_us():
+        return 0
+
+
+class Terminal:
+    """The running POS terminal: board, stores, application and counters."""
+
+    def __init__(self, board, cfg, code_heap=0):
+        from firmware.blacklist import Blacklist
+        from firmware.journal import Journal
+        from firmware.params import Params
+        from firmware.pending_loads import PendingLoads
+        from firmware.pos import Pos
+        from firmware.purse import Purse
+
+        self.code_heap = code_heap
+        root = board.root
+        self.board = board
+        self.params = Params(root)
+        self.journal = Journal(root + "/journal", cfg.terminal_key, max_records=cfg.journal_max)
+        self.blacklist = Blacklist(root + "/blacklist")
+        self.loads = PendingLoads(root)
+        purse = Purse(board.reader, cfg.card_master, cfg.issuer_master, cfg.terminal_id)
+        self.app = Pos(purse, self.journal, self.blacklist, self.loads, self.params, board.display,
+                       board.clock, cfg.terminal_id, cfg.journal_max)
+        self.app.set_network_down_since(board.clock.now())  # down until the sync client says up
+        self.reader_ok = False
+        self.poll_us = 0  # time spent serving polls (includes waiting for the reader)
+        self.polls = 0
+        self.heap_high = 0
+
+    def start_reader(self):
+        from firmware.mifare import ReaderError
+
+        try:
+            self.board.reader.init()
+            self.reader_ok = True
+        except ReaderError as e:
+            self.board.display.show(texts.T_READER_FAULT)
+            self.board.display.out("@error reader: %s" % e)
+
+    def poll(self):
+        if not self.reader_ok:
+            self.start_reader()
+            if not self.reader_ok:
+                return
+        t = ticks_us()
+        self.app.poll()
+        self.poll_us += ticks_diff(ticks_us(), t)
+        self.polls += 1
+        if micropython is not None:
+            used = gc.mem_alloc()  # type: ignore[attr-defined]
+            if used > self.heap_high:
+                self.heap_high = used
+
+    def service(self, word, rest):
+        """Run one service line; returns False for ``quit``."""
+        out = self.board.display.out
+        try:
+            if word == "quit":
+                return False
+            if word == "time":
+                self.board.clock.set(int(rest))
+            elif word == "param":
+                name, value = rest.split()
+                self.params.apply({name: int(value)})
+            elif word == "net":
+                parts = rest.split()
+                self.app.set_network_down_since(0 if parts[0] == "up" else int(parts[1]))
+            elif word == "blacklist":
+                self._blacklist(rest)
+            elif word == "loads":
+                self.loads.replace(binascii.unhexlify(rest))
+            elif word == "journal":
+                self._dump_journal()
+            elif word == "ack":
+                self.journal.ack(int(rest))
+            elif word == "stats":
+                self._stats(rest)
+            elif word:
+                out("@error unknown command %r" % word)
+                return True
+            out("@ok %s" % word)
+        except Exception as e:  # noqa: BLE001 - a bad service line must not stop the terminal
+            out("@error %s: %s" % (word, e))
+        return True
+
+    def _blacklist(self, rest):
+        action, uid_hex = rest.split()
+        uid = binascii.unhexlify(uid_hex)
+        key = uid if len(uid) == 7 else b"\x00\x00\x00" + uid
+        v = self.blacklist.version
+        fields = {"version": v + 1, "full": False, "since": v, "added": b"", "removed": b""}
+        fields["added" if action == "add" else "removed"] = key
+        self.blacklist.apply(fields, self.board.clock.now())
+
+    def _dump_journal(self):
+        j = self.journal
+        buf = bytearray(64)
+        seq = j.first_unacked()
+        while seq <= j.last_seq():
+            j.read_unacked(seq, buf, 1)
+            self.board.display.out("@rec " + binascii.hexlify(buf).decode())
+            seq += 1
+
+    def _stats(self, rest):
+        r = self.board.reader
+        if rest == "reset":
+            r.reset_counters()
+            self.poll_us = 0
+            self.polls = 0
+            self.app.sales = 0
+            gc.collect()
+            self.heap_high = 0
+            return
+        d = {"sales": self.app.sales, "polls": self.polls, "poll_us": self.poll_us,
+             "commands": r.commands, "card_ios": r.card_ios, "card_io_us": r.card_io_us,
+             "heap_high": self.heap_high, "code_heap": self.code_heap,
+             "journal_unacked": self.journal.unacked_count()}
+        if micropython is not None:
+            d["mem_peak"] = micropython.mem_peak()  # type: ignore[attr-defined]
+            d["mem_alloc"] = gc.mem_alloc()  # type: ignore[attr-defined]
+            d["mem_free"] = gc.mem_free()  # type: ignore[attr-defined]
+        self.board.display.out("@stats " + json.dumps(d))
+
+    def run(self):
+        """The terminal's loop: until the keypad input ends or ``quit``."""
+        board = self.board
+        app = self.app
+        keypad = board.keypad
+        wait = board.poll_ms if board.poll_ms > 0 else -1
+        self.start_reader()
+        board.display.show(texts.T_READY)
+        while True:
+            ev = keypad.poll(wait)
+            app.retry_held()
+            if ev is None:
+                self.poll()
+                continue
+            kind = ev[0]
+            if kind == ui.EV_POLL:
+                self.poll()
+            elif kind == ui.EV_SERVICE:
+                if not self.service(ev[1][0], ev[1][1]):
+                    return
+            else:
+                app.key(ev)
+
+
+def _board_module(cfg):
+    if cfg.board == "esp32":
+        from firmware import board_esp32
+
+        return board_esp32
+    from firmware import board_unix
+
+    return board_unix
+
+
+def preload(cfg):
+    """Import every module the terminal runs (board, reader driver, stores, application) and
+    return the board module; afterwards the heap holds the code and little else."""
+    board_mod = _board_module(cfg)
+    if cfg.hw.get("reader", "pn532") == "mfrc522":
+        import firmware.drivers.mfrc522  # noqa: F401
+        if cfg.board != "esp32":
+            import firmware.hw.unix_spi  # noqa: F401
+    else:
+        import firmware.drivers.pn532  # noqa: F401
+        if cfg.board != "esp32":
+            import firmware.hw.unix_uart  # noqa: F401
+    if cfg.hw.get("flash") == "lfs":
+        import firmware.flashdev  # noqa: F401
+    import firmware.blacklist  # noqa: F401
+    import firmware.journal  # noqa: F401
+    import firmware.params  # noqa: F401
+    import firmware.pending_loads  # noqa: F401
+    import firmware.pos  # noqa: F401
+    import firmware.purse  # noqa: F401
+
+    return board_mod
+
+
+def code_heap(workspace):
+    """Heap bytes the terminal's code takes once imported (bytecode lives in the heap when it
+    is loaded from .mpy files, not when frozen or in ROMFS as on a production ESP32)."""
+    cfg = config.load(workspace + "/config.json", workspace + "/secrets.json")
+    preload(cfg)
+    cfg = None
+    gc.collect()
+    return gc.mem_alloc()  # type: ignore[attr-defined]
+
+
+def main(workspace=None):
+    """Boot the terminal from ``<workspace>/config.json`` and ``secrets.json`` (default: flash root)."""
+    if workspace is None:
+        workspace = sys.argv[1] if len(sys.argv) > 1 else ""
+    cfg = config.load(workspace + "/config.json", workspace + "/secrets.json")
+    board_mod = preload(cfg)
+    gc.collect()
+    code = gc.mem_alloc() if micropython is not None else 0  # type: ignore[attr-defined]
+    board = board_mod.Board(cfg, workspace)
+    if cfg.role != "pos":
+        board.display.out("@error role %r: this firmware runs POS terminals (door: a later issue)" % cfg.role)
+        return
+    gc.collect()
+    Terminal(board, cfg, code).run()
+
+
+if __name__ == "__main__":
+    main()
