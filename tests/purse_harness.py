@@ -144,7 +144,8 @@ class PurseRig:
                 path.unlink()
         if rc != 0:
             tail = "".join(transcript[-40:])
-            raise ScriptError(f"MicroPython exited with status {rc} (killed after {timeout} s if -9):\n{tail}")
+            why = f"killed after {timeout} s" if rc == -9 else f"exited with status {rc}"
+            raise ScriptError(f"MicroPython {why}; its last output:\n{tail}")
         return results
 
 
