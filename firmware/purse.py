@@ -126,7 +126,7 @@ class Purse:
         # Keys of the last card seen (a re-tap or a balance query then a sale skip the HMACs).
         self._key_uid = bytearray(8)
         self._ka = [None, None, None, None, None]
-        self._kb = None
+        self._kb = None  # key B of the purse sector, derived when a load needs it
         self._pk = None
         self._ik = None
         # read() results: value blocks, load register, and the plan for resolve_torn().
