@@ -7,7 +7,7 @@ on the unix port::
     MICROPYPATH=build/mpy micropython -X heapsize=64K -m firmware.main /path/to/workspace
 
 Service lines (technician / simulator; the sync client of a later issue calls the same
-library functions): ``time <utc>``, ``param <name> <int>``, ``net up`` / ``net down <since>``,
+library functions): ``time <utc>|+<s>|-<s>``, ``param <name> <int>``, ``net up`` / ``net down [since]``,
 ``blacklist add|remove <uid hex>``, ``loads <hex of 16-byte entries>``, ``journal`` (prints
 ``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``stats``, ``quit``.
 """
@@ -89,13 +89,17 @@ class Terminal:
             if word == "quit":
                 return False
             if word == "time":
-                self.board.clock.set(int(rest))
+                clock = self.board.clock
+                clock.set(clock.now() + int(rest) if rest[0] in "+-" else int(rest))
             elif word == "param":
                 name, value = rest.split()
                 self.params.apply({name: int(value)})
             elif word == "net":
                 parts = rest.split()
-                self.app.set_network_down_since(0 if parts[0] == "up" else int(parts[1]))
+                if parts[0] == "up":
+                    self.app.set_network_down_since(0)
+                else:
+                    self.app.set_network_down_since(int(parts[1]) if len(parts) > 1 else self.board.clock.now())
             elif word == "blacklist":
                 self._blacklist(rest)
             elif word == "loads":

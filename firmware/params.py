@@ -21,8 +21,10 @@ blacklist_max_age_s         86400    blacklist older than this: the sync client 
 offline_ceiling             1000     offline payment above it needs the PIN; 0 none
 double_tap_gap_s            3        same card debited again within it needs the cashier's OK
 accepted_types              30       bit n set: card type n accepted (1 staff .. 4 temporary)
-mealN_start, mealN_end      see below  meal periods 1..4 (06:00-10:00, 10:30-14:00, 16:30-20:30)
+mealN_start, mealN_end      see below  meal periods 1..4 (06:00-09:30, 10:30-13:30, 17:00-19:30)
 tz_offset_s                 28800    local time offset (Asia/Shanghai)
+offline_allowed             0        1: the server allows deliberate offline operation (sync client)
+sync_interval_s             10       seconds between sync cycles (sync client)
 ==========================  =======  ==================================================
 
 Usage::
@@ -40,7 +42,7 @@ NAMES = (
     "per_txn_limit", "daily_limit", "meal_limit", "pin_retry_limit", "credit_wallet", "credit_limit",
     "credit_auto_after_s", "offline_cap", "blacklist_max_age_s", "offline_ceiling", "double_tap_gap_s",
     "accepted_types", "meal1_start", "meal1_end", "meal2_start", "meal2_end", "meal3_start", "meal3_end",
-    "meal4_start", "meal4_end", "tz_offset_s",
+    "meal4_start", "meal4_end", "tz_offset_s", "offline_allowed", "sync_interval_s",
 )
 # Inclusive ranges per name, same order: a value outside is refused.
 _MAX_MONEY = 10000000  # 100,000.00 yuan
@@ -48,7 +50,7 @@ _RANGES = (
     (0, _MAX_MONEY), (0, _MAX_MONEY), (0, _MAX_MONEY), (1, 15), (0, 1), (0, _MAX_MONEY),
     (0, 864000), (0, _MAX_MONEY), (60, 31536000), (0, _MAX_MONEY), (0, 3600),
     (0, 0b11110), (0, 1440), (0, 1440), (0, 1440), (0, 1440), (0, 1440), (0, 1440),
-    (0, 1440), (0, 1440), (-50400, 50400),
+    (0, 1440), (0, 1440), (-50400, 50400), (0, 1), (1, 86400),
 )
 FILE_NAME = "params.json"
 
@@ -76,14 +78,16 @@ class Params:
         self.double_tap_gap_s = 3
         self.accepted_types = 0b11110
         self.meal1_start = 360
-        self.meal1_end = 600
+        self.meal1_end = 570
         self.meal2_start = 630
-        self.meal2_end = 840
-        self.meal3_start = 990
-        self.meal3_end = 1230
+        self.meal2_end = 810
+        self.meal3_start = 1020
+        self.meal3_end = 1170
         self.meal4_start = 0
         self.meal4_end = 0
         self.tz_offset_s = 28800
+        self.offline_allowed = 0
+        self.sync_interval_s = 10
         self.meal_periods = ()  # type: tuple
         self._periods()
         if root is not None:

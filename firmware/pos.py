@@ -83,6 +83,7 @@ class Pos:
         self._pend_aux = 0  # load sequence and kind of a pending load
         self._pend_aux2 = 0
         self._down_since = 0
+        self._unauthorised = False
         self._now = 0
         self._held = False  # a record the journal refused after the card was written
 
@@ -91,6 +92,10 @@ class Pos:
     def set_network_down_since(self, t):
         """The sync client reports the network down since UTC ``t`` (0: up again)."""
         self._down_since = t
+
+    def set_unauthorised_offline(self, flag):
+        """The sync client reports the terminal kept offline by hand: records say so."""
+        self._unauthorised = flag
 
     def _show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
         self.display.show(tid, arg, tid2, arg2, tid3, arg3)
@@ -189,9 +194,7 @@ class Pos:
     def poll(self, expected=False):
         """Poll the reader once and serve the card on it; ``expected``: say so if none is there."""
         p = self.purse
-        st = self.state
-        if st == S_IDLE or (not expected and (st == S_CHG_NEW or st == S_CHG_NEW2 or (
-                (st == S_PIN or st == S_CHG_OLD) and self._pin is None))):
+        if self.state == S_IDLE:
             # Nothing to do with a card now: only notice when the last one leaves the reader.
             if self._done[7] and not p.reader.select(p.uid):
                 self._done[7] = 0
@@ -288,9 +291,9 @@ class Pos:
         self._done_card()
         self._idle()
 
-    def _refuse(self, tid, arg=None):
-        """Refuse this card; the cashier's request stays open for another card (or cancel)."""
-        self._show(tid, arg)
+    def _refuse(self, tid, arg=None, tid2=0):
+        """Refuse this card, or ask for keys: until it leaves the reader it is not served again."""
+        self._show(tid, arg, tid2)
         self._done_card()
 
     def _done_card(self):
@@ -316,6 +319,8 @@ class Pos:
         p = self.purse
         if self._down_since:
             flags |= rec.FLAG_OFFLINE
+        if self._unauthorised:
+            flags |= rec.FLAG_UNAUTHORISED_OFFLINE
         if out.balance_after < 0 and (rtype == rec.PURCHASE or rtype == rec.TEARING_REPAIR):
             flags |= rec.FLAG_CREDIT_USED
         rec.encode_into(self._rec, rtype, flags, self.terminal_id, self.journal.next_seq(), self._now,
@@ -401,7 +406,7 @@ class Pos:
                     self._refuse(texts.T_PIN_LOCKED)
                     return
                 self.state = S_PIN
-                self._show(_LIMIT_TEXT[why], None, texts.T_ENTER_PIN)
+                self._refuse(_LIMIT_TEXT[why], None, texts.T_ENTER_PIN)
                 return
         credit = limits.credit_allowance(prm.credit_wallet, prm.credit_limit, prm.credit_auto_after_s, now,
                                          self._down_since)
@@ -453,7 +458,7 @@ class Pos:
             self._finish_tap(texts.T_PIN_LOCKED)
             return False
         if pin is None:
-            self._show(texts.T_ENTER_PIN if self.state == S_PIN else texts.T_ENTER_OLD_PIN)
+            self._refuse(texts.T_ENTER_PIN if self.state == S_PIN else texts.T_ENTER_OLD_PIN)
             return False
         if p.pin_ok(pin):
             if st.pin_retries:
@@ -470,7 +475,7 @@ class Pos:
             return False
         p.update_pin_state(pin_retries=n)
         self._pin = None
-        self._show(texts.T_WRONG_PIN, str(limit - n))
+        self._refuse(texts.T_WRONG_PIN, str(limit - n))
         return False
 
     def _sale_pin(self):
@@ -488,11 +493,11 @@ class Pos:
                 return
             self._bind(p.uid_mv)
             self.state = S_CHG_OLD
-            self._show(texts.T_ENTER_OLD_PIN)
+            self._refuse(texts.T_ENTER_OLD_PIN)
         elif st == S_CHG_OLD:
             if self._check_pin():
                 self.state = S_CHG_NEW
-                self._show(texts.T_ENTER_NEW_PIN)
+                self._refuse(texts.T_ENTER_NEW_PIN)
         elif st == S_CHG_APPLY:
             if not self._room(1):
                 self._show(texts.T_JOURNAL_FULL)
@@ -501,4 +506,4 @@ class Pos:
             self._log(rec.PIN_CHANGE, 0, p.outcome)
             self._finish_tap(texts.T_PIN_CHANGED)
         else:
-            self._show(texts.T_ENTER_NEW_PIN if st == S_CHG_NEW else texts.T_REPEAT_NEW_PIN)
+            self._refuse(texts.T_ENTER_NEW_PIN if st == S_CHG_NEW else texts.T_REPEAT_NEW_PIN)

@@ -31,7 +31,7 @@ def test_params_defaults_match_the_server_names():
     assert p.credit_auto_after_s == 600 and p.offline_cap == 10000 and p.offline_ceiling == 1000
     assert p.blacklist_max_age_s == 86400 and p.double_tap_gap_s == 3 and p.tz_offset_s == 28800
     assert p.accepted_types == 0b11110
-    assert p.meal_periods == (360, 600, 630, 840, 990, 1230, 0, 0)
+    assert p.meal_periods == (360, 570, 630, 810, 1020, 1170, 0, 0)
     assert sorted(p.as_dict()) == sorted(params.NAMES)
 
 
