@@ -27,6 +27,11 @@ def demo() -> None:
         raise click.ClickException("protocol self-check failed; see the lines above")
 
 
+from tools import server_cli  # noqa: E402  (sync server and card office commands)
+
+for _command in server_cli.COMMANDS:
+    main.add_command(_command)
+
 from tools.sim_cli import sim  # noqa: E402
 
 main.add_command(sim)

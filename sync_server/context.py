@@ -1,0 +1,38 @@
+"""What one running server holds: the connection pool, the key ring and the clock.
+
+``create_app`` puts a ``ServerState`` in ``app.extensions["campuscard"]``; views reach it
+through ``state()`` and the per-thread database through ``get_db()``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import current_app
+
+from sync_server import store
+from sync_server.clock import SystemClock
+from sync_server.keys import KeyRing
+
+SWEEP_EVERY_S = 30
+
+
+class ServerState:
+    def __init__(self, db_path: str, clock: SystemClock) -> None:
+        self.pool = store.Pool(db_path)
+        self.clock = clock
+        self.keys = KeyRing.load(self.pool.get())
+        self.last_sweep = 0
+        self.sweep_lock = threading.Lock()
+
+
+def state() -> ServerState:
+    return current_app.extensions["campuscard"]
+
+
+def get_db() -> store.Database:
+    return state().pool.get()
+
+
+def now() -> int:
+    return state().clock.now()

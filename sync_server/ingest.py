@@ -1,0 +1,372 @@
+"""Upload ingest: verify every record, check the terminal's hash chain and the cards' chains,
+store each record exactly once, post the ledger lines and answer with an acknowledgement.
+
+One upload is one transaction. A bad record never sinks the batch: it is reported in the
+ack's ``rejected`` list (seq and reason) and in the anomalies table, the good ones are stored.
+The ack's ``acked`` is the highest sequence up to which every record of the terminal is stored.
+Gaps in a terminal's sequence stay open anomalies until filled. Records already stored are
+acknowledged again and otherwise ignored, so retries are harmless.
+
+Hot path: one MAC check with a precomputed key schedule and one ``struct`` unpack per record,
+card state read once per batch, ``executemany`` for records and chain state, no per-record
+SELECT (stored records are read only for duplicates, holes and suspected clones).
+
+Usage::
+
+    ack = ingest.ingest(db, keyring, terminal_row, msg["records"], now, claim=lambda: ...)
+    # {"acked": 1200, "rejected": [[1187, "record MAC does not match ..."]]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from protocol import records, uidlist
+from protocol.errors import ProtocolError
+from sync_server import cards, chain, store
+from sync_server import status as st
+from sync_server.keys import KeyRing
+from sync_server.store import cards as cstore
+from sync_server.store import ledger as lstore
+from sync_server.store import records as rstore
+from sync_server.store import terminals as tstore
+
+_SIZE = records.RECORD_SIZE
+_UNPACK = chain.RECORD.unpack
+_PURCHASE, _LOAD, _REPAIR = records.PURCHASE, records.LOAD, records.TEARING_REPAIR
+_KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
+_ROLLED_BACK = records.FLAG_ROLLED_BACK
+_UNAUTHORISED = records.FLAG_UNAUTHORISED_OFFLINE
+
+
+def _link(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()[:records.LINK_SIZE]
+
+
+def _seq_of(item: Any) -> int:
+    if isinstance(item, bytes) and len(item) >= 12:
+        return records.seq_of(item)
+    return 0
+
+
+def _consistent(f: tuple[Any, ...]) -> str | None:
+    """Why a record's own numbers contradict each other, or None."""
+    rtype, flags, counter, amount, before, after = f[1], f[2], f[9], f[10], f[11], f[12]
+    if rtype == _PURCHASE:
+        if amount <= 0 or before - amount != after:
+            return f"purchase of {amount} must take the balance from {before} to {before - amount}, record says {after}"
+    elif rtype == _LOAD:
+        if amount <= 0 or before + amount != after:
+            return f"load of {amount} must take the balance from {before} to {before + amount}, record says {after}"
+    elif rtype == _REPAIR:
+        if flags & _ROLLED_BACK:
+            if before != after:
+                return f"rolled-back repair must leave the balance at {before}, record says {after}"
+            return None
+        if amount <= 0 or abs(after - before) != amount:
+            return f"finished repair of {amount} cannot take the balance from {before} to {after}"
+    else:
+        return None
+    if counter < 1:
+        return "money record with card counter 0 (the first event on a card has counter 1)"
+    return None
+
+
+class _StoreLookup:
+    """The rare-path reads of ``chain.check_card``, from the database."""
+
+    def __init__(self, db: store.Database) -> None:
+        self.db = db
+
+    def records_at(self, uid: bytes, counter: int) -> list[chain.Event]:
+        rows = rstore.card_records(self.db, uid, counter=counter, statuses=st.POSTED + (st.SAME_EVENT,))
+        return [chain.Event.stored(r) for r in rows]
+
+    def pending_beyond(self, uid: bytes, head: int) -> list[chain.Event]:
+        rows = rstore.card_records(self.db, uid, min_counter=head, statuses=(st.PENDING, st.CLONE))
+        return [chain.Event.stored(r) for r in rows]
+
+    def in_transit(self, card_id: int) -> int:
+        return cstore.in_transit(self.db, card_id)
+
+
+def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[bytes, tuple[Any, ...]]],
+                                                                list[list[Any]]]:
+    """Check each item on its own: (seq -> (raw, fields) of good records, [[seq, reason]])."""
+    verify = ring.verifier(tid).ok
+    good: dict[int, tuple[bytes, tuple[Any, ...]]] = {}
+    rejected: list[list[Any]] = []
+    for i, raw in enumerate(items):
+        if type(raw) is not bytes or len(raw) != _SIZE:
+            what = f"{len(raw)} bytes" if isinstance(raw, bytes) else type(raw).__name__
+            rejected.append([_seq_of(raw), f"item {i} is not a {_SIZE}-byte record (got {what})"])
+            continue
+        if not verify(raw):
+            rejected.append([_seq_of(raw), f"record MAC does not match terminal {tid}'s key (tampered, or signed "
+                                           "by another terminal)"])
+            continue
+        f = _UNPACK(raw)
+        seq = f[5]
+        reason = None
+        if f[0] != records.VERSION:
+            reason = f"record version {f[0]}, expected {records.VERSION}"
+        elif f[4] != tid:
+            reason = f"record names terminal {f[4]} but terminal {tid} uploaded it"
+        elif seq == 0:
+            reason = "record sequence 0 (terminal sequences start at 1)"
+        elif f[1] not in _KNOWN_TYPES:
+            reason = f"unknown record type {f[1]}"
+        elif f[3] != 4 and f[3] != 7:
+            reason = f"record UID length {f[3]}, expected 4 or 7"
+        else:
+            reason = _consistent(f)
+        if reason is None and seq in good and good[seq][0] != raw:
+            reason = f"two different records #{seq} in one upload"
+        if reason is not None:
+            rejected.append([seq, reason])
+        else:
+            good[seq] = (raw, f)
+    return good, rejected
+
+
+def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: list[Any], now: int,
+           claim: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Store an upload; returns ``{"acked": seq, "rejected": [[seq, reason], ...]}``."""
+    tid = terminal["id"]
+    good, rejected = parse(items, tid, ring)
+    with store.transaction(db):
+        claim()
+        acked, acked_link, max_seq = rstore.terminal_chain(db, tid)
+        accepted = _terminal_chain(db, tid, good, acked, acked_link, max_seq, rejected)
+        acked, acked_link, max_seq = _advance(db, tid, accepted, acked, acked_link, max_seq, now)
+        fx, unknown = _cards(db, terminal, accepted, now)
+        anomalies = [(now, "rejected_record", tid, seq, None, reason) for seq, reason in rejected]
+        anomalies += [(now, kind, t or tid, s or None, uid, text) for kind, t, s, uid, text in fx.anomalies]
+        anomalies += [(now, "unknown_card", tid, seq, uid, f"card {cards.uid_hex(uid)} was never issued here; "
+                                                           "record stored, "
+                       "not posted") for uid, seq in unknown.items()]
+        rstore.add_anomalies(db, anomalies)
+        for uid in fx.resolved_holes:
+            rstore.resolve_anomalies(db, "chain_hole", now, uid=uid)
+            rstore.resolve_anomalies(db, "chain_quarantined", now, uid=uid)
+        for card_id, _uid, reason in fx.blacklist:
+            cards.block(db, card_id, reason, now)
+        rstore.set_terminal_chain(db, tid, acked, acked_link, max_seq, now)
+    with store.transaction(db):
+        rstore.catch_up_index(db)
+    return {"acked": acked, "rejected": rejected}
+
+
+def _terminal_chain(db: store.Database, tid: int, good: dict[int, tuple[bytes, tuple[Any, ...]]], acked: int,
+                    acked_link: bytes | None, max_seq: int, rejected: list[list[Any]]
+                    ) -> dict[int, tuple[bytes, tuple[Any, ...]]]:
+    """Drop duplicates and records that do not chain to their stored neighbours."""
+    if not good:
+        return {}
+    seqs = sorted(good)
+    lo, hi = seqs[0], seqs[-1]
+    stored: dict[int, bytes] = {}
+    if lo - 1 <= max_seq and not (lo - 1 == acked == max_seq):
+        stored = rstore.stored_raw(db, tid, lo - 1, hi + 1)
+    accepted: dict[int, tuple[bytes, tuple[Any, ...]]] = {}
+    links: dict[int, bytes] = {}
+    for seq in seqs:
+        raw, f = good[seq]
+        old = stored.get(seq)
+        if old is not None:
+            if old != raw:
+                rejected.append([seq, f"conflicts with the stored record #{seq} (same sequence, different content)"])
+            continue
+        prev = seq - 1
+        expect = None
+        if prev == 0:
+            expect = records.GENESIS_LINK
+        elif prev in links:
+            expect = links[prev]
+        elif prev in accepted:
+            expect = links[prev] = _link(accepted[prev][0])
+        elif prev in stored:
+            expect = links[prev] = _link(stored[prev])
+        elif prev == acked:
+            expect = acked_link
+        if expect is not None and f[14] != expect:
+            rejected.append([seq, f"record #{seq} does not chain: link {f[14].hex()}, expected {expect.hex()} (hash "
+                                  f"of #{prev})"])
+            continue
+        nxt = stored.get(seq + 1)
+        if nxt is not None:
+            mine = links[seq] = _link(raw)
+            if records.prev_link_of(nxt) != mine:
+                rejected.append([seq, f"stored record #{seq + 1} does not chain to this record #{seq}"])
+                continue
+        accepted[seq] = (raw, f)
+    return accepted
+
+
+def _advance(db: store.Database, tid: int, accepted: dict[int, tuple[bytes, tuple[Any, ...]]], acked: int,
+             acked_link: bytes | None, max_seq: int, now: int) -> tuple[int, bytes | None, int]:
+    """New (acked, link at acked, max seq) after storing ``accepted``; opens and closes gap anomalies."""
+    if not accepted:
+        return acked, acked_link, max_seq
+    top = max(max_seq, max(accepted))
+    have = set(accepted)
+    if max_seq > acked:
+        have.update(rstore.seqs_above(db, tid, acked))
+    a = acked
+    while a + 1 in have:
+        a += 1
+    if a != acked:
+        raw = accepted[a][0] if a in accepted else rstore.stored_raw(db, tid, a, a)[a]
+        acked_link = _link(raw)
+    if top > a or max_seq > acked:
+        _update_gaps(db, tid, a, top, have, now)
+    return a, acked_link, top
+
+
+def _update_gaps(db: store.Database, tid: int, acked: int, top: int, have: set[int], now: int) -> None:
+    old = {first: (last, since) for first, last, since in rstore.gaps(db, tid)}
+    new: list[tuple[int, int, int]] = []
+    s = acked + 1
+    while s <= top:
+        if s in have:
+            s += 1
+            continue
+        e = s
+        while e + 1 <= top and e + 1 not in have:
+            e += 1
+        since = min((v[1] for k, v in old.items() if k <= e and v[0] >= s), default=now)
+        new.append((s, e, since))
+        s = e + 1
+    rstore.replace_gaps(db, tid, new)
+    firsts = {g[0] for g in new}
+    for first, (last, _since) in old.items():
+        if not any(first <= g[0] <= last or first <= g[1] <= last for g in new):
+            rstore.resolve_anomalies(db, "seq_gap", now, terminal_id=tid, seq=first)
+    rstore.add_anomalies(db, [(now, "seq_gap", tid, a, None,
+                               f"terminal {tid}: records #{a}..#{b} missing; the ack stays at #{acked} until they "
+                               "arrive") for a, b, _ in new if a not in old and a in firsts])
+
+
+def _cards(db: store.Database, terminal: dict[str, Any], accepted: dict[int, tuple[bytes, tuple[Any, ...]]],
+           now: int) -> tuple[chain.Effects, dict[bytes, int]]:
+    """Chain-check, post and store the accepted records; returns (effects, unknown uids)."""
+    tid = terminal["id"]
+    fx = chain.Effects()
+    unknown: dict[bytes, int] = {}
+    if not accepted:
+        return fx, unknown
+    by_uid: dict[bytes, list[chain.Event]] = defaultdict(list)
+    uids: dict[int, bytes] = {}
+    events: dict[int, chain.Event] = {}
+    uid_key = uidlist.uid_key
+    for seq, (raw, f) in accepted.items():
+        try:
+            uid = uid_key(f[7][:f[3]])
+        except ProtocolError:
+            uid = bytes(f[7])
+        uids[seq] = uid
+        if f[1] in (_PURCHASE, _LOAD) or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK):
+            ev = events[seq] = chain.Event(f, raw, None, 0)
+            by_uid[uid].append(ev)
+    states = rstore.card_states(db, list(by_uid))
+    lookup = _StoreLookup(db)
+    touched: list[chain.CardState] = []
+    for uid, evs in by_uid.items():
+        row = states.get(uid)
+        if row is None:
+            for ev in evs:
+                ev.status = st.UNKNOWN_CARD
+            unknown[uid] = evs[0].seq
+            continue
+        card = chain.CardState(uid, row)
+        chain.check_card(card, evs, lookup, now, fx)
+        touched.append(card)
+    card_ids = {c.uid: c.card_id for c in touched}
+    poster = _Poster(db, terminal, now)
+    posting = 0
+    rows = []
+    for seq, (raw, f) in accepted.items():
+        ev = events.get(seq)
+        status, purse, credit = st.NO_MONEY, 0, 0
+        if ev is not None:
+            status = ev.status
+            if status in st.POSTED:
+                before, after = ev.before, ev.after
+                purse = (after if after > 0 else 0) - (before if before > 0 else 0)
+                credit = (after if after < 0 else 0) - (before if before < 0 else 0)
+                poster.counterpart(ev, card_ids[uids[seq]], fx)
+                posting = posting or -1
+        rows.append([tid, seq, uids[seq], f[9], f[1], f[2], f[6], f[10], f[12], status,
+                     1 if f[2] & _UNAUTHORISED else 0, purse, credit, None, raw])
+    if posting:
+        posting = lstore.new_posting(db, "upload", now, terminal_id=tid)
+        for row in rows:
+            if row[11] or row[12]:
+                row[13] = posting
+        lstore.add_entries(db, posting, list(poster.lines.items()))
+    rstore.write_batch(db, rows, [c.update_row() for c in touched], fx.relinked,
+                       (tid, now, len(accepted), len(rows), 0))
+    poster.finish()
+    return fx, unknown
+
+
+class _Poster:
+    """The counterparts of the card lines of one upload: merchants, loads in transit, suspense."""
+
+    def __init__(self, db: store.Database, terminal: dict[str, Any], now: int) -> None:
+        self.db = db
+        self.now = now
+        self.tid = terminal["id"]
+        self.lines: dict[int, int] = defaultdict(int)
+        self.collected: list[tuple[int, int, int, int, int]] = []
+        self._taken: set[tuple[int, int]] = set()
+        self._merchants: dict[int, tuple[int, int] | None] = {}
+        self._merchant_of = {self.tid: terminal["merchant_id"]}
+
+    def _merchant_accounts(self, tid: int) -> tuple[int, int] | None:
+        if tid not in self._merchant_of:
+            self._merchant_of.update(tstore.merchants_of(self.db, [tid]))
+        mid = self._merchant_of.get(tid)
+        if mid is None:
+            return None
+        if mid not in self._merchants:
+            m = tstore.merchant(self.db, mid)
+            self._merchants[mid] = (m["payable_acct"], m["held_acct"]) if m else None
+        return self._merchants[mid]
+
+    def counterpart(self, ev: chain.Event, card_id: int, fx: chain.Effects) -> None:
+        delta = ev.after - ev.before
+        if delta < 0:
+            merchant_tid = ev.tid if ev.type == _PURCHASE else ev.aux
+            accts = self._merchant_accounts(merchant_tid)
+            if accts is None:
+                fx.anomalies.append(("suspense", ev.tid, ev.seq, None, f"debit of {-delta} names terminal "
+                                                                       f"{merchant_tid}, which is "
+                                     "not registered; posted to suspense"))
+                self.lines[lstore.account(self.db, "suspense")] -= delta
+                return
+            self.lines[accts[1] if ev.flags & _UNAUTHORISED else accts[0]] -= delta
+            return
+        load_seq = ev.aux if ev.type == _LOAD else ev.aux2
+        if ev.type == _REPAIR and ev.aux != 0:
+            load_seq = cstore.oldest_pending_load(self.db, card_id, ev.amount) or 0
+        found = cstore.loads_by_seq(self.db, [(card_id, load_seq)]).get((card_id, load_seq))
+        if (card_id, load_seq) in self._taken:
+            found = (found[0] if found else 0, "collected")
+        if found is not None and found[0] == ev.amount and found[1] == "pending":
+            self._taken.add((card_id, load_seq))
+            self.collected.append((self.now, ev.tid, ev.seq, card_id, load_seq))
+            self.lines[lstore.account(self.db, "in_transit")] -= delta
+            return
+        why = "no such load" if found is None else f"load {load_seq} is {found[1]} for {found[0]}"
+        fx.anomalies.append(("load_mismatch", ev.tid, ev.seq, None, f"card collected load {load_seq} of {ev.amount} "
+                                                                    "but the server "
+                             f"has {why}; posted to suspense"))
+        self.lines[lstore.account(self.db, "suspense")] -= delta
+
+    def finish(self) -> None:
+        if self.collected:
+            cstore.collect_loads(self.db, self.collected)

@@ -1,0 +1,104 @@
+"""The storage layer: every SQL statement of the sync server lives in this package.
+
+SQLite through sqlite-utils is the embedded default: one database file in WAL mode, numbered
+migrations (``store.schema``) applied when it is opened. The sibling modules group the SQL
+by area (cards, terminals, records, ledger, ...); everything above this package calls their
+functions and never writes SQL, so a PostgreSQL backend can replace this package alone.
+
+Usage::
+
+    from sync_server import store
+    db = store.open_db("campus.db")          # creates and migrates if needed
+    with store.transaction(db):
+        ...                                   # calls into store.cards, store.ledger, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+import sqlite_utils
+
+from sync_server.store.schema import MIGRATIONS
+
+Database = sqlite_utils.Database
+
+
+def open_db(path: str) -> Database:
+    """Open (creating and migrating as needed) the database file at ``path``."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-32768")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def schema_version(db: Database) -> int:
+    row = db.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'").fetchone()
+    if row is None:
+        return 0
+    return db.execute("SELECT version FROM schema_version").fetchone()[0]
+
+
+def migrate(db: Database) -> int:
+    """Apply the migrations this database lacks; return how many were applied."""
+    with transaction(db):
+        current = schema_version(db)
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema version {current} is newer than this server ({len(MIGRATIONS)}): upgrade campuscard")
+        if current == 0:
+            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            db.execute("INSERT INTO schema_version VALUES (0)")
+        for n in range(current, len(MIGRATIONS)):
+            for statement in _statements(MIGRATIONS[n]):
+                db.execute(statement)
+        db.execute("UPDATE schema_version SET version = ?", [len(MIGRATIONS)])
+    return len(MIGRATIONS) - current
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no statement holds a ';' of its own)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@contextlib.contextmanager
+def transaction(db: Database, immediate: bool = True) -> Iterator[Database]:
+    """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+    conn = db.conn
+    if conn.in_transaction:  # nested: the outer transaction commits
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Pool:
+    """One connection per thread (waitress serves from a fixed thread pool)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        open_db(path).conn.close()  # migrate once, up front
+
+    def get(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-32768")
+            db = self._local.db = sqlite_utils.Database(conn)
+        return db

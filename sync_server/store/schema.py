@@ -1,0 +1,120 @@
+"""Numbered schema migrations of the sync server's SQLite database, applied in order at start.
+
+Migration ``n`` is ``MIGRATIONS[n - 1]``; ``schema_version`` records the last one applied.
+Never edit a migration that has shipped: append a new one.
+
+Notes on the layout:
+
+* ``records`` keeps one row per stored terminal record. It carries the card-side lines of
+  its upload posting (``purse`` and ``credit``: signed cents moved on the card's purse and
+  credit-wallet accounts), so the journal is the view ``journal``: ``entries`` plus those
+  record lines. Every posting (``entries`` + record lines with the same ``posting``) sums
+  to zero.
+* ``card_index`` is a lazily maintained (uid, counter) index of ``records``: rows up to the
+  watermark in ``meta`` are indexed, newer ones are scanned (see ``store.records``). Random
+  index inserts on every upload would cost more than the whole rest of ingest.
+"""
+
+MIGRATIONS = [
+    """
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE params (scope INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+                         PRIMARY KEY (scope, name));
+
+    CREATE TABLE accounts (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ref INTEGER NOT NULL,
+                           UNIQUE (kind, ref));
+
+    CREATE TABLE merchants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                            payable_acct INTEGER NOT NULL, held_acct INTEGER NOT NULL,
+                            created INTEGER NOT NULL);
+
+    CREATE TABLE terminals (
+        id INTEGER PRIMARY KEY, merchant_id INTEGER NOT NULL REFERENCES merchants(id),
+        role TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'active',
+        created INTEGER NOT NULL,
+        acked_seq INTEGER NOT NULL DEFAULT 0, acked_link BLOB, max_seq INTEGER NOT NULL DEFAULT 0,
+        last_seen INTEGER, hb_time INTEGER, journal_fill INTEGER, unacked INTEGER,
+        last_seq INTEGER, blacklist_version INTEGER, access_version INTEGER,
+        offline_since INTEGER, firmware TEXT, clock_drift INTEGER);
+
+    CREATE TABLE nonces (terminal_id INTEGER NOT NULL, nonce BLOB NOT NULL, ts INTEGER NOT NULL,
+                         PRIMARY KEY (terminal_id, nonce)) WITHOUT ROWID;
+
+    CREATE TABLE cards (
+        id INTEGER PRIMARY KEY, uid BLOB NOT NULL UNIQUE, card_no TEXT NOT NULL UNIQUE,
+        holder_id TEXT NOT NULL, type INTEGER NOT NULL,
+        valid_from INTEGER NOT NULL, valid_until INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active', status_reason TEXT NOT NULL DEFAULT '',
+        status_at INTEGER, issued INTEGER NOT NULL,
+        replaced_by INTEGER, replaced_at INTEGER, transferred INTEGER NOT NULL DEFAULT 0,
+        load_seq INTEGER NOT NULL DEFAULT 0,
+        purse_acct INTEGER NOT NULL, credit_acct INTEGER NOT NULL);
+    CREATE INDEX cards_holder ON cards(holder_id);
+
+    -- chain state per card: head = end of the linked prefix, top = highest counter posted.
+    CREATE TABLE card_chain (
+        card_id INTEGER PRIMARY KEY, head_counter INTEGER NOT NULL DEFAULT 0,
+        head_balance INTEGER NOT NULL DEFAULT 0, top_counter INTEGER NOT NULL DEFAULT 0,
+        top_balance INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'ok',
+        state_since INTEGER, credit_since INTEGER);
+
+    CREATE TABLE card_log (id INTEGER PRIMARY KEY, card_id INTEGER NOT NULL, at INTEGER NOT NULL,
+                           action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+    CREATE INDEX card_log_card ON card_log(card_id);
+
+    CREATE TABLE records (
+        rid INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+        uid BLOB NOT NULL, counter INTEGER NOT NULL, type INTEGER NOT NULL,
+        flags INTEGER NOT NULL, time INTEGER NOT NULL, amount INTEGER NOT NULL,
+        balance_after INTEGER NOT NULL, status INTEGER NOT NULL, held INTEGER NOT NULL,
+        purse INTEGER NOT NULL, credit INTEGER NOT NULL, posting INTEGER, raw BLOB NOT NULL);
+    CREATE UNIQUE INDEX records_terminal_seq ON records(terminal_id, seq);
+
+    CREATE TABLE card_index (uid BLOB NOT NULL, counter INTEGER NOT NULL, rid INTEGER NOT NULL,
+                             PRIMARY KEY (uid, counter, rid)) WITHOUT ROWID;
+
+    CREATE TABLE batches (id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL,
+                          received INTEGER NOT NULL, count INTEGER NOT NULL,
+                          stored INTEGER NOT NULL, rejected INTEGER NOT NULL);
+
+    CREATE TABLE postings (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, time INTEGER NOT NULL,
+                           card_id INTEGER, terminal_id INTEGER, note TEXT NOT NULL DEFAULT '');
+    CREATE TABLE entries (id INTEGER PRIMARY KEY, posting INTEGER NOT NULL,
+                          account INTEGER NOT NULL, amount INTEGER NOT NULL);
+    CREATE INDEX entries_account ON entries(account);
+
+    CREATE TABLE loads (
+        id INTEGER PRIMARY KEY, card_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+        amount INTEGER NOT NULL, kind INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+        created INTEGER NOT NULL, collected_at INTEGER, rid INTEGER, note TEXT NOT NULL DEFAULT '',
+        UNIQUE (card_id, seq));
+    CREATE INDEX loads_status ON loads(status);
+
+    CREATE TABLE blacklist (uid BLOB PRIMARY KEY, card_id INTEGER, reason TEXT NOT NULL,
+                            version INTEGER NOT NULL, added INTEGER NOT NULL, expires INTEGER);
+    CREATE TABLE blacklist_log (version INTEGER PRIMARY KEY, uid BLOB NOT NULL,
+                                added INTEGER NOT NULL, at INTEGER NOT NULL);
+
+    CREATE TABLE anomalies (
+        id INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL, terminal_id INTEGER,
+        seq INTEGER, uid BLOB, detail TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
+        resolved_at INTEGER);
+    CREATE INDEX anomalies_status ON anomalies(status, kind);
+
+    CREATE TABLE seq_gaps (terminal_id INTEGER NOT NULL, first_seq INTEGER NOT NULL,
+                           last_seq INTEGER NOT NULL, since INTEGER NOT NULL,
+                           PRIMARY KEY (terminal_id, first_seq));
+
+    CREATE VIEW journal AS
+        SELECT e.posting AS posting, e.account AS account, e.amount AS amount, NULL AS rid
+          FROM entries e
+        UNION ALL
+        SELECT r.posting, c.purse_acct, r.purse, r.rid FROM records r JOIN cards c ON c.uid = r.uid
+         WHERE r.purse != 0
+        UNION ALL
+        SELECT r.posting, c.credit_acct, r.credit, r.rid FROM records r JOIN cards c ON c.uid = r.uid
+         WHERE r.credit != 0;
+    """,
+]

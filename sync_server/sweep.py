@@ -1,0 +1,63 @@
+"""Periodic housekeeping: the time-driven rules of the card office.
+
+* a chain hole older than the settle time: ``pending`` -> ``quarantined`` for review
+  (never frozen: the card keeps working; the anomaly names terminals still holding records);
+* a card in credit longer than ``credit_repay_days``: frozen and blacklisted;
+* a replaced card after ``replacement_wait_s`` (72 h) whose chain has settled: its balance,
+  less the replacement fee, becomes a pending load for the new card;
+* blacklist entries of cards past their validity leave the list; old log entries and nonces
+  are pruned; the record index catches up.
+
+The server runs it at most every 30 s from terminal traffic, and on ``POST /admin/sweep``.
+
+Usage::
+
+    summary = sweep.run(db, now)      # {"quarantined": 0, "frozen": 1, "transferred": 0, ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol import messages
+from sync_server import cards, params, store
+from sync_server.store import cards as cstore
+from sync_server.store import records as rstore
+from sync_server.store import terminals as tstore
+
+
+def run(db: store.Database, now: int) -> dict[str, Any]:
+    s = params.settings(db)
+    out = {"quarantined": 0, "frozen": 0, "transferred": 0, "expired": 0, "nonces_pruned": 0}
+    with store.transaction(db):
+        holders = tstore.holding_records(db)
+        for c in cstore.stale_pending_chains(db, now - s["settle_time_s"]):
+            cstore.set_chain_state(db, c["id"], "quarantined", now)
+            who = ", ".join("terminal {} ({})".format(h["id"], "{} unacked".format(h["unacked"]) if h["unacked"]
+                                                  else "sequence gap") for h in holders) or "none"
+            rstore.add_anomalies(db, [(now, "chain_quarantined", None, None, c["uid"],
+                                       "card {}: counters after {} still missing after the settle time; "
+                                       "quarantined for review (terminals still holding records: "
+                                       "{})".format(c["card_no"], c["head_counter"], who))])
+            out["quarantined"] += 1
+        days = s["credit_repay_days"]
+        for c in cstore.overdue_credit(db, now - days * 86400):
+            card = cstore.card(db, card_id=c["id"])
+            if card is None:
+                continue
+            cards.set_status(db, card, "frozen", "credit of {} not repaid within {} "
+                                                 "days".format(-c["top_balance"], days),
+                       now)
+            out["frozen"] += 1
+        for old in cstore.due_transfers(db, now - s["replacement_wait_s"]):
+            if old["chain_state"] in ("pending", "quarantined"):
+                continue  # records of the old card still missing: wait for them
+            cards.transfer(db, now, old, s["replacement_fee"])
+            out["transferred"] += 1
+        for uid in cstore.blacklist_expired(db, now):
+            cstore.blacklist_remove(db, uid, now)
+            out["expired"] += 1
+        cstore.prune_blacklist_log(db, now - s["blacklist_log_keep_s"])
+        out["nonces_pruned"] = tstore.prune_nonces(db, now - 2 * messages.MAX_SKEW)
+        rstore.catch_up_index(db, 1)
+    return out

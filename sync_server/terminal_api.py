@@ -1,0 +1,138 @@
+"""The terminal API: sealed CBOR messages over HTTP under ``/api/v1/terminal/``.
+
+==========  ==============  ==============  ===============================================
+Endpoint    Request         Answer          What
+==========  ==============  ==============  ===============================================
+upload      upload          ack             store records; ack = highest contiguous seq
+blacklist   blacklist_req   blacklist       delta since a version, or the full list
+loads       loads_req       loads           pending loads of active cards (16-byte entries)
+params      params_req      params          limits, switches, meal periods, server time
+heartbeat   heartbeat       heartbeat_ack   journal fill, versions, offline since, firmware
+==========  ==============  ==============  ===============================================
+
+Every request is authenticated (``auth.terminal_request``) and its nonce claimed in the same
+transaction as its effects. Answers are sealed with the terminal's key and echo the nonce in
+``re``. Errors are 4xx with a CBOR body ``{"error": "..."}`` (never sealed: the caller may
+not be who it claims).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+from werkzeug.exceptions import HTTPException
+
+from protocol import messages
+from sync_server import auth, blacklist, context, ingest, params, store, sweep, wire
+from sync_server.errors import Invalid, ServerError
+from sync_server.store import cards as cstore
+from sync_server.store import terminals as tstore
+
+bp = Blueprint("terminal", __name__, url_prefix="/api/v1/terminal")
+
+CBOR = "application/cbor"
+
+
+def _answer(req: auth.TerminalRequest, mtype: str, fields: dict[str, Any]) -> Response:
+    fields = dict(fields, re=req.msg["nonce"])
+    return Response(wire.reply(req.key, req.tid, mtype, fields, context.now()), mimetype=CBOR)
+
+
+def error_response(status: int, text: str) -> Response:
+    return Response(wire.error_body(text), status=status, mimetype=CBOR)
+
+
+@bp.errorhandler(ServerError)
+def _server_error(e: ServerError) -> Response:
+    return error_response(e.status, e.message)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(e: HTTPException) -> Response:
+    return error_response(e.code or 400, f"{e.name}: {e.description}")
+
+
+def _maybe_sweep(db: store.Database) -> None:
+    st = context.state()
+    now = context.now()
+    if now - st.last_sweep < context.SWEEP_EVERY_S or not st.sweep_lock.acquire(blocking=False):
+        return
+    try:
+        st.last_sweep = now
+        sweep.run(db, now)
+    except Exception:  # noqa: BLE001 - housekeeping must never fail a terminal's request
+        current_app.logger.exception("sweep failed")
+    finally:
+        st.sweep_lock.release()
+
+
+@bp.post("/upload")
+def upload() -> Response:
+    req = auth.terminal_request("upload")
+    db = context.get_db()
+    ack = ingest.ingest(db, context.state().keys, req.terminal, req.msg["records"], context.now(),
+                        claim=lambda: auth.claim_nonce(db, req))
+    return _answer(req, "ack", ack)
+
+
+@bp.post("/blacklist")
+def blacklist_() -> Response:
+    req = auth.terminal_request("blacklist_req")
+    db = context.get_db()
+    _maybe_sweep(db)
+    with store.transaction(db):
+        auth.claim_nonce(db, req)
+        tstore.touch(db, req.tid, context.now())
+        fields = blacklist.delta(db, req.msg["since"])
+    return _answer(req, "blacklist", fields)
+
+
+@bp.post("/loads")
+def loads() -> Response:
+    req = auth.terminal_request("loads_req")
+    db = context.get_db()
+    _maybe_sweep(db)
+    with store.transaction(db):
+        auth.claim_nonce(db, req)
+        tstore.touch(db, req.tid, context.now())
+        rows = []
+        if req.terminal["role"] == "pos":
+            rows = cstore.pending_loads(db, params.settings(db)["max_loads_per_reply"])
+    packed = b"".join(messages.pack_load(uid, seq, amount, kind) for uid, seq, amount, kind in rows)
+    return _answer(req, "loads", {"loads": packed})
+
+
+@bp.post("/params")
+def params_() -> Response:
+    req = auth.terminal_request("params_req")
+    db = context.get_db()
+    now = context.now()
+    with store.transaction(db):
+        auth.claim_nonce(db, req)
+        tstore.touch(db, req.tid, now)
+    values = params.effective(db, req.terminal["merchant_id"])
+    values["utc_offset_s"] = params.utc_offset_s(params.zone(db), now)
+    values["terminal_id"] = req.tid
+    values["merchant_id"] = req.terminal["merchant_id"]
+    return _answer(req, "params", {"params": values, "server_time": now})
+
+
+_HEARTBEAT_INTS = ("journal_fill", "unacked", "last_seq", "blacklist_version", "access_version",
+                   "offline_since", "clock_drift")
+
+
+@bp.post("/heartbeat")
+def heartbeat() -> Response:
+    req = auth.terminal_request("heartbeat")
+    for name in _HEARTBEAT_INTS:
+        if not -2**31 <= req.msg[name] < 2**32:
+            raise Invalid(f"heartbeat field {name} = {req.msg[name]} is out of range (32-bit expected)")
+    if len(req.msg["firmware"]) > 64:
+        raise Invalid("heartbeat firmware version is {} characters, at most 64".format(len(req.msg["firmware"])))
+    db = context.get_db()
+    _maybe_sweep(db)
+    with store.transaction(db):
+        auth.claim_nonce(db, req)
+        tstore.save_heartbeat(db, req.tid, req.msg, context.now())
+    return _answer(req, "heartbeat_ack", {"server_time": context.now()})

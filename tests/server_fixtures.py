@@ -1,0 +1,274 @@
+"""Helpers for the sync server tests: a real server subprocess, an admin client, and simulated
+terminals and cards that speak the real wire format (``protocol.messages``/``records``).
+
+Usage::
+
+    from tests.server_fixtures import ServerProcess, Terminal, Card
+    srv = ServerProcess.start(tmp_path / "campus.db")
+    m = srv.admin("POST", "/merchants", {"name": "Canteen"})
+    term = Terminal(srv, srv.admin("POST", "/terminals", {"merchant_id": m["id"]}))
+    card = Card.issue(srv, "04A1B2C3")
+    status, ack = term.upload([card.load(term, 1, 5000), card.buy(term, 1200)])
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+
+from protocol import messages, records, uidlist
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPUSCARD = ROOT / ".venv" / "bin" / "campuscard"
+TOKEN = "test-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``campuscard server`` on a loopback port, with an HTTP client for both APIs."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], db: Path, port: int) -> None:
+        self.proc, self.db, self.port = proc, db, port
+        self._conn: http.client.HTTPConnection | None = None
+
+    @classmethod
+    def start(cls, db: Path, test_clock: bool = True) -> ServerProcess:
+        port = free_port()
+        cmd = [str(CAMPUSCARD), "server", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+        if test_clock:
+            cmd.append("--test-clock")
+        env = dict(os.environ, CAMPUSCARD_ADMIN_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        srv = cls(proc, db, port)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited {proc.returncode}: {proc.stderr.read().decode()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return srv
+            except OSError:
+                time.sleep(0.05)
+        proc.kill()
+        raise RuntimeError(f"server did not listen on port {port} within 20 s")
+
+    def stop(self) -> str:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err.decode(errors="replace")
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+        """(status, body, content type); one keep-alive connection, reopened when needed."""
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                self._conn.request(method, path, body=body, headers=headers or {})
+                resp = self._conn.getresponse()
+                data = resp.read()
+                if resp.getheader("Connection", "").lower() == "close":
+                    self._conn.close()
+                    self._conn = None
+                return resp.status, data, resp.getheader("Content-Type", "")
+            except (http.client.HTTPException, ConnectionError):
+                self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def admin_raw(self, method: str, path: str, body: Any = None, token: str = TOKEN) -> tuple[int, Any]:
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        status, data, _ = self.request(method, "/api/v1/admin" + path,
+                                       None if body is None else json.dumps(body).encode(), headers)
+        return status, json.loads(data) if data else None
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = self.admin_raw(method, path, body)
+        if status >= 300:
+            raise AssertionError(f"admin {method} {path} -> {status} {data}")
+        return data
+
+    def now(self) -> int:
+        return self.admin("GET", "/clock")["now"]
+
+    def advance(self, seconds: int) -> dict[str, Any]:
+        return self.admin("POST", "/clock/advance", {"seconds": seconds})
+
+    def campuscard(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, CAMPUSCARD_ADMIN_TOKEN=TOKEN)
+        return subprocess.run([str(CAMPUSCARD), *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                              timeout=60)
+
+
+class Terminal:
+    """A terminal with its journal state: signs records and seals messages with its key."""
+
+    def __init__(self, srv: ServerProcess, bundle: dict[str, Any]) -> None:
+        self.srv = srv
+        self.tid = bundle["terminal_id"]
+        self.key = bytes.fromhex(bundle["terminal_key"])
+        self.seq = 0
+        self.link = records.GENESIS_LINK
+
+    def record(self, rtype: int, uid: bytes, counter: int, amount: int, before: int, after: int,
+               flags: int = 0, aux: int = 0, aux2: int = 0, ts: int | None = None) -> bytes:
+        self.seq += 1
+        rec = records.build(self.key, self.link, rtype, flags, self.tid, self.seq, ts or int(time.time()), uid,
+                            counter, amount, before, after, aux, aux2)
+        self.link = records.link_of(rec)
+        return rec
+
+    def seal(self, mtype: str, fields: dict[str, Any], ts: int | None = None, nonce: bytes | None = None,
+             key: bytes | None = None) -> bytes:
+        return messages.seal(key or self.key, self.tid, mtype, fields, ts if ts is not None else self.srv.now(),
+                             nonce or os.urandom(messages.NONCE_SIZE))
+
+    def post(self, endpoint: str, wire: bytes) -> tuple[int, dict[str, Any]]:
+        """POST ``wire``; a 200 answer is unsealed (and its ``re`` checked by the caller)."""
+        status, data, ctype = self.srv.request("POST", "/api/v1/terminal/" + endpoint, wire,
+                                               {"Content-Type": "application/cbor"})
+        if status == 200:
+            return status, messages.unseal(data, self.key, None, None)
+        if ctype != "application/cbor":
+            raise AssertionError(f"error answer {status} is {ctype}, not CBOR: {data[:200]!r}")
+        return status, cbor2.loads(data)
+
+    def call(self, endpoint: str, mtype: str, fields: dict[str, Any]) -> dict[str, Any]:
+        nonce = os.urandom(messages.NONCE_SIZE)
+        status, msg = self.post(endpoint, self.seal(mtype, fields, nonce=nonce))
+        if status != 200:
+            raise AssertionError(f"{endpoint} -> {status} {msg}")
+        if msg["re"] != nonce:
+            raise AssertionError("answer echoes nonce {}, sent {}".format(msg["re"].hex(), nonce.hex()))
+        return msg
+
+    def upload(self, recs: list[bytes]) -> dict[str, Any]:
+        return self.call("upload", "upload", {"records": recs})
+
+    def blacklist(self, since: int) -> dict[str, Any]:
+        return self.call("blacklist", "blacklist_req", {"since": since})
+
+    def loads(self) -> list[tuple[bytes, int, int, int]]:
+        blob = self.call("loads", "loads_req", {})["loads"]
+        return [messages.unpack_load(blob[i:i + 16]) for i in range(0, len(blob), 16)]
+
+    def heartbeat(self, **fields: Any) -> dict[str, Any]:
+        body = {"journal_fill": 0, "unacked": 0, "last_seq": self.seq, "blacklist_version": 0,
+                "access_version": 0, "offline_since": 0, "firmware": "test-1.0", "clock_drift": 0}
+        body.update(fields)
+        return self.call("heartbeat", "heartbeat", body)
+
+
+class Card:
+    """A card's purse as terminals see it: counter, balance and last applied load."""
+
+    def __init__(self, uid_hex: str, card_no: str) -> None:
+        self.uid = bytes.fromhex(uid_hex)
+        self.key = uidlist.uid_key(self.uid)
+        self.card_no = card_no
+        self.counter = 0
+        self.balance = 0
+        self.load_seq = 0
+
+    @classmethod
+    def issue(cls, srv: ServerProcess, uid_hex: str, card_no: str | None = None, ctype: str = "student",
+              valid_days: int = 300) -> Card:
+        card_no = card_no or "C" + uid_hex
+        srv.admin("POST", "/cards", {"uid": uid_hex, "card_no": card_no, "holder_id": "H" + uid_hex,
+                                     "type": ctype, "valid_until": srv.now() + valid_days * 86400})
+        return cls(uid_hex, card_no)
+
+    def buy(self, term: Terminal, amount: int, flags: int = 0) -> bytes:
+        before = self.balance
+        self.balance -= amount
+        self.counter += 1
+        return term.record(records.PURCHASE, self.uid, self.counter, amount, before, self.balance, flags)
+
+    def load(self, term: Terminal, seq: int, amount: int) -> bytes:
+        before = self.balance
+        self.balance += amount
+        self.counter += 1
+        self.load_seq = seq
+        return term.record(records.LOAD, self.uid, self.counter, amount, before, self.balance, aux=seq)
+
+    def show(self, srv: ServerProcess) -> dict[str, Any]:
+        return srv.admin("GET", "/cards/" + self.card_no)
+
+    def audit_differences(self, srv: ServerProcess) -> list[dict[str, Any]]:
+        """This card's entries in the audit's differences (other tests' cards ignored)."""
+        return [d for d in srv.admin("GET", "/audit")["differences"] if d["card_no"] == self.card_no]
+
+
+def make_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Any:
+    """Module-scoped server generator for a fixture: yields a started ``ServerProcess``."""
+    db = tmp_path_factory.mktemp(name) / "campus.db"
+    srv = ServerProcess.start(db)
+    try:
+        yield srv
+    finally:
+        err = srv.stop()
+        if "Traceback" in err:
+            sys.stderr.write(err)
+
+
+def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the server database (read-only, alongside the server)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+class Campus:
+    """A merchant with fresh terminals and cards on a running server, for one test."""
+
+    _n = 0
+
+    def __init__(self, srv: ServerProcess, name: str | None = None) -> None:
+        Campus._n += 1
+        self.srv = srv
+        self.merchant = srv.admin("POST", "/merchants", {"name": name or f"merchant {Campus._n}"})
+
+    def terminal(self, role: str = "pos") -> Terminal:
+        bundle = self.srv.admin("POST", "/terminals", {"merchant_id": self.merchant["id"], "role": role})
+        return Terminal(self.srv, bundle)
+
+    def card(self, ctype: str = "student", money: int = 0, term: Terminal | None = None) -> Card:
+        """A fresh card; with ``money``, topped up and the load collected at ``term``."""
+        Campus._n += 1
+        card = Card.issue(self.srv, f"04{0xA00000 + Campus._n:06X}", ctype=ctype)
+        if money and term is not None:
+            shown = self.srv.admin("POST", f"/cards/{card.card_no}/top-up", {"amount": money})
+            seq = shown["loads"][-1]["seq"]
+            ack = term.upload([card.load(term, seq, money)])
+            if ack["rejected"]:
+                raise AssertionError(ack["rejected"])
+        return card
