@@ -127,6 +127,7 @@ class TerminalProcess:
     def start(self) -> list[str]:
         """Start emulator and firmware; returns the boot output (up to the first ``@ready``)."""
         self.workspace.mkdir(parents=True, exist_ok=True)
+        self._lines = queue.Queue()
         ensure_secrets(self.workspace)
         write_config(self.workspace, self.reader, self._start_reader(), **self.config)
         if not self.heapsize:
@@ -138,7 +139,8 @@ class TerminalProcess:
             [micropython_binary(), "-X", f"heapsize={self.heapsize}", "-m", "firmware.main", str(self.workspace)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, encoding="utf-8",
             env=micropython_env(), cwd=mpy_cwd(), bufsize=1)
-        threading.Thread(target=self._pump, name="firmware-stdout", daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, name="firmware-stdout", daemon=True)
+        self._pump_thread.start()
         self.boot_lines = self._until_ready()
         return self.boot_lines
 
@@ -160,6 +162,9 @@ class TerminalProcess:
                 except (OSError, subprocess.TimeoutExpired):
                     self.proc.kill()
                     self.proc.wait()
+            self._pump_thread.join(timeout=5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
             self.proc = None
             self._stderr.close()
         if self.emulator is not None:
