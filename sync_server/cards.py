@@ -141,10 +141,11 @@ def replace(db: store.Database, now: int, ref: str, new_uid: bytes, new_card_no:
     with store.transaction(db):
         old = find(db, ref)
         _require(old, ("active", "lost", "suspended", "frozen"), "replace it")
-        new = issue(db, now, new_uid, new_card_no, old["holder_id"], old["type"], now, old["valid_until"])
+        issue(db, now, new_uid, new_card_no, old["holder_id"], old["type"], now, old["valid_until"])
         set_status(db, old, "replaced", f"replaced by card {new_card_no}", now)
-        cstore.set_replaced(db, old["id"], new["id"], now)
-        cstore.log(db, new["id"], now, "replacement", "replaces card {}".format(old["card_no"]))
+        new_id = cstore.card(db, uid=new_uid)["id"]
+        cstore.set_replaced(db, old["id"], new_id, now)
+        cstore.log(db, new_id, now, "replacement", "replaces card {}".format(old["card_no"]))
     return show(db, new_card_no)
 
 

@@ -45,6 +45,7 @@ class ServerProcess:
     def __init__(self, proc: subprocess.Popen[bytes], db: Path, port: int) -> None:
         self.proc, self.db, self.port = proc, db, port
         self._conn: http.client.HTTPConnection | None = None
+        self.offset = 0  # server clock minus ours: moved by advance()
 
     @classmethod
     def start(cls, db: Path, test_clock: bool = True) -> ServerProcess:
@@ -113,10 +114,13 @@ class ServerProcess:
         return data
 
     def now(self) -> int:
-        return self.admin("GET", "/clock")["now"]
+        """Server time, from our clock and the offset the test clock was moved by."""
+        return int(time.time()) + self.offset
 
     def advance(self, seconds: int) -> dict[str, Any]:
-        return self.admin("POST", "/clock/advance", {"seconds": seconds})
+        out = self.admin("POST", "/clock/advance", {"seconds": seconds})
+        self.offset = out["now"] - int(time.time())
+        return out
 
     def campuscard(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, CAMPUSCARD_ADMIN_TOKEN=TOKEN)
@@ -137,7 +141,7 @@ class Terminal:
     def record(self, rtype: int, uid: bytes, counter: int, amount: int, before: int, after: int,
                flags: int = 0, aux: int = 0, aux2: int = 0, ts: int | None = None) -> bytes:
         self.seq += 1
-        rec = records.build(self.key, self.link, rtype, flags, self.tid, self.seq, ts or int(time.time()), uid,
+        rec = records.build(self.key, self.link, rtype, flags, self.tid, self.seq, ts or self.srv.now(), uid,
                             counter, amount, before, after, aux, aux2)
         self.link = records.link_of(rec)
         return rec
