@@ -9,7 +9,9 @@ on the unix port::
 Service lines (technician / simulator; the sync client of a later issue calls the same
 library functions): ``time <utc>|+<s>|-<s>``, ``param <name> <int>``, ``net up`` / ``net down [since]``,
 ``blacklist add|remove <uid hex>``, ``loads <hex of 16-byte entries>``, ``journal`` (prints
-``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``stats``, ``quit``.
+``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``stats`` (``@stats {json}``; ``stats
+reset`` zeroes the counters, ``stats probe`` collects garbage before each poll so the heap
+high-water is what a tap itself needs), ``quit``.
 """
 
 import binascii
@@ -57,6 +59,7 @@ class Terminal:
         self.poll_us = 0  # time spent serving polls (includes waiting for the reader)
         self.polls = 0
         self.heap_high = 0
+        self.gc_probe = False  # collect before each poll: heap_high is then what a tap needs
 
     def start_reader(self):
         from firmware.mifare import ReaderError
@@ -73,6 +76,8 @@ class Terminal:
             self.start_reader()
             if not self.reader_ok:
                 return
+        if self.gc_probe:
+            gc.collect()
         t = ticks_us()
         self.app.poll()
         self.poll_us += ticks_diff(ticks_us(), t)
@@ -138,6 +143,9 @@ class Terminal:
 
     def _stats(self, rest):
         r = self.board.reader
+        if rest == "probe" or rest == "noprobe":
+            self.gc_probe = rest == "probe"
+            return
         if rest == "reset":
             r.reset_counters()
             self.poll_us = 0

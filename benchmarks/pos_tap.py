@@ -1,0 +1,163 @@
+"""POS tap benchmark: the firmware under the MicroPython unix port selling 1,000 times against
+the PN532 emulator, as a cashier would (amount, tap, card leaves).
+
+Prints, per sale:
+
+* CPU time of the firmware process (``/proc/<pid>/stat`` utime + stime over the 1,000 sales;
+  the emulator runs in this process, so it is excluded). Includes keypad line parsing, the
+  display line, and the poll that sees the card gone.
+* reader commands (driver counter) and the modelled card I/O time at 106 kbit/s
+  (``firmware.mifare`` time model over the card commands actually exchanged).
+* heap: the firmware runs with ``-X heapsize`` = its code + 64 KB (bytecode sits in the heap
+  on the unix port); a second pass collects garbage before every poll, so the high-water
+  above the code is what one tap needs at most (``heap_peak_bytes``, against 65,536).
+* blacklist lookup with 200,000 entries and journal capacity in 2 MB, from
+  ``benchmarks/flash_store_mpy.py`` (run under MicroPython) when it is present.
+
+The last line is one JSON object. Usage::
+
+    .venv/bin/python benchmarks/pos_tap.py [--sales 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from terminal_sim.console import Console  # noqa: E402
+from terminal_sim.terminal_process import DATA_HEAP, TerminalProcess  # noqa: E402
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd  # noqa: E402
+
+PARAMS = {"double_tap_gap_s": 0, "per_txn_limit": 10_000_000, "daily_limit": 10_000_000}
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (and its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sell(term: TerminalProcess, console: Console, n: int) -> None:
+    card = console.card("bench")
+    for i in range(n):
+        term.send("amount 100")
+        console.field.place(card)
+        out = term.send("poll")
+        if not any("Paid 1.00" in line for line in out):
+            raise SystemExit(f"sale {i} did not complete: {out}")
+        console.field.remove(card)
+        term.send("poll")
+
+
+def removal_poll_commands(term: TerminalProcess, console: Console) -> int:
+    """Reader commands of the poll that sees the card gone after a sale."""
+    term.service("stats reset")
+    sell_one = console.card("bench")
+    term.send("amount 100")
+    console.field.place(sell_one)
+    term.send("poll")
+    before = term.stats()["commands"]
+    console.field.remove(sell_one)
+    term.send("poll")
+    return int(term.stats()["commands"] - before)
+
+
+def cpu_per_line(term: TerminalProcess, pid: int, line: str, setup: str = "", n: int = 300) -> float:
+    """Firmware CPU (ms) per console line ``line``, e.g. ``poll`` with no card on the reader."""
+    if setup:
+        term.send(setup)
+    cpu0 = cpu_seconds(pid)
+    for _ in range(n):
+        term.send(line)
+    return (cpu_seconds(pid) - cpu0) * 1000 / n
+
+
+def flash_store_figures() -> dict[str, Any]:
+    """The blacklist and journal figures of benchmarks/flash_store_mpy.py (its last line)."""
+    script = ROOT / "benchmarks" / "flash_store_mpy.py"
+    if not script.exists():
+        return {"blacklist_entries": None, "blacklist_lookup_ms": None, "journal_capacity_records_2mb": None,
+                "flash_store_note": "benchmarks/flash_store_mpy.py not present"}
+    proc = subprocess.run([micropython_binary(), "-X", "heapsize=64K", str(script)], capture_output=True,
+                          text=True, env=micropython_env(), cwd=mpy_cwd(), timeout=900)
+    lines = proc.stdout.strip().splitlines()
+    try:
+        doc = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"flash_store_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
+    return {k: doc.get(k) for k in ("blacklist_entries", "blacklist_lookup_ms", "journal_capacity_records_2mb")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sales", type=int, default=1000)
+    args = ap.parse_args()
+    n = args.sales
+    with tempfile.TemporaryDirectory(prefix="pos-tap-") as tmp:
+        console = Console(Path(tmp), "pn532")
+        console.start()
+        term = console.term
+        try:
+            for name, value in PARAMS.items():
+                term.service(f"param {name} {value}")
+            term.service("net up")
+            now = int(time.time())
+            console.new_card("bench", "04be4c01", "staff", 9_000_000, now - 86400, now + 86400 * 365)
+            sell(term, console, 20)  # warm up: files open, GC settled
+            term.service("stats reset")
+            pid = term.pid
+            cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+            sell(term, console, n)
+            cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+            sales = term.stats()
+            gone = removal_poll_commands(term, console)
+            line_cpu, poll_cpu = cpu_per_line(term, pid, "cancel"), cpu_per_line(term, pid, "poll", "amount 100")
+            term.send("cancel")
+            term.service("stats probe")
+            term.service("stats reset")
+            sell(term, console, n)
+            probe = term.stats()
+        finally:
+            console.close()
+    if sales["sales"] != n or probe["sales"] != n:
+        raise SystemExit(f"expected {n} sales per pass, counted {sales['sales']} and {probe['sales']}")
+    cmds = (sales["commands"] - n * gone) / n
+    code = sales["code_heap"]
+    print(f"sales: {n} (PN532 emulator on a pty, firmware heap {term.heapsize} = code {code} + data 64 KB)")
+    print(f"firmware CPU per sale: {(cpu1 - cpu0) * 1000 / n:.2f} ms (wall {(wall1 - wall0) * 1000 / n:.1f} ms "
+          f"per sale including the console and emulator)")
+    print(f"  of which: {4 * line_cpu:.2f} ms for the 4 console lines of a sale (keypad/display protocol, "
+          f"{line_cpu:.3f} ms each); one empty reader poll {poll_cpu - line_cpu:.3f} ms (UART + PN532 driver)")
+    print(f"reader commands per sale: {cmds:.1f} (+{gone} for the poll that sees the card gone); "
+          f"card commands {sales['card_ios'] / n:.1f}")
+    print(f"modelled card I/O per sale at 106 kbit/s: {sales['card_io_us'] / n / 1000:.1f} ms")
+    print(f"heap: code {code} B; data high-water of a tap {probe['heap_high'] - code} B of {DATA_HEAP}")
+    figures = flash_store_figures()
+    print(f"blacklist lookup ({figures['blacklist_entries']} entries): {figures['blacklist_lookup_ms']} ms; "
+          f"journal capacity in 2 MB: {figures['journal_capacity_records_2mb']} records")
+    result = {
+        "cpu_ms_per_sale": round((cpu1 - cpu0) * 1000 / n, 3),
+        "reader_commands_per_sale": round(cmds, 1),
+        "modelled_io_ms_per_sale": round(sales["card_io_us"] / n / 1000, 2),
+        "heap_peak_bytes": probe["heap_high"] - code,
+        "heapsize_bytes": DATA_HEAP,
+        "code_heap_bytes": code,
+        "blacklist_entries": figures["blacklist_entries"],
+        "blacklist_lookup_ms": figures["blacklist_lookup_ms"],
+        "journal_capacity_records_2mb": figures["journal_capacity_records_2mb"],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
