@@ -3,13 +3,20 @@ commands from stdin), the card box kept between sessions, and the console's own 
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from terminal_sim.console import Console, ConsoleError, cents
+from terminal_sim.mifare_card import Field
+from terminal_sim.pn532_emulator import PN532Emulator
+from terminal_sim.terminal_process import DATA_HEAP, ensure_secrets, measure_code_heap, write_config
+from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,3 +64,50 @@ def test_unknown_command_and_card_say_what_to_do(tmp_path: Path) -> None:
         console.execute("fly")
     with pytest.raises(ConsoleError, match="no card named 'zed'; `cards` lists them"):
         console.execute("tap zed")
+
+
+@pytest.mark.e2e
+def test_keypad_and_display_on_a_unix_socket(tmp_path: Path) -> None:
+    """board_unix with ``hw.keypad`` set: the console lines go over a unix socket, not stdin."""
+    field = Field()
+    with PN532Emulator(field) as emu:
+        ensure_secrets(tmp_path)
+        write_config(tmp_path, "pn532", emu.device_path)
+        doc = json.loads((tmp_path / "config.json").read_text())
+        sock_path = tmp_path / "keypad.sock"
+        doc["hw"]["keypad"] = str(sock_path)
+        (tmp_path / "config.json").write_text(json.dumps(doc))
+        heap = measure_code_heap(tmp_path) + DATA_HEAP
+        proc = subprocess.Popen([micropython_binary(), "-X", f"heapsize={heap}", "-m", "firmware.main", str(tmp_path)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=micropython_env(), cwd=mpy_cwd())
+        try:
+            deadline = time.monotonic() + 20
+            while not sock_path.exists():
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.02)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(str(sock_path))
+                f = s.makefile("rwb")
+
+                def until_ready() -> list[str]:
+                    lines = []
+                    while (line := f.readline().decode().rstrip("\n")) != "@ready":
+                        assert line, "socket closed"
+                        lines.append(line)
+                    return lines
+
+                assert until_ready() == ["DISPLAY 欢迎使用 请输入金额 | Ready: enter amount"]
+                f.write(b"amount 1250\n")
+                f.flush()
+                assert until_ready() == ["DISPLAY 请刷卡 12.50元 | Tap card: 12.50"]
+                f.write(b"quit\n")
+                f.flush()
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()

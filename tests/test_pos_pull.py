@@ -15,6 +15,7 @@ from tests.pos_harness import TERMINAL_ID, PosRig, screen
 pytestmark = pytest.mark.e2e
 
 STEPS = 30  # more than the card operations of one sale: the last cases pull after it is done
+LOAD_STEPS = 40  # the same for a sale that applies a pending load first
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PosRig]:
 
 
 @pytest.fixture(scope="module")
-def ops(rig: PosRig) -> tuple[int, int]:
-    """Card operations of a balance query (reading only) and of a whole sale."""
+def ops(rig: PosRig) -> tuple[int, int, int]:
+    """Card operations of a balance query (reading only), of a whole sale, and of a sale that
+    applies a pending load first."""
     rig.reset()
     c = rig.card(balance=5000)
     card = rig.console.card(c)
@@ -37,8 +39,14 @@ def ops(rig: PosRig) -> tuple[int, int]:
     start = card.ops
     rig.sale(c, "1.00")
     sale = card.ops - start
-    assert 10 < read < sale < STEPS, (read, sale)
-    return read, sale
+    c = rig.card(balance=5000)  # fresh, like the cards of the tests
+    card = rig.console.card(c)
+    rig.send(f"load {c} 1.00")
+    start = card.ops
+    rig.sale(c, "1.00")
+    with_load = card.ops - start
+    assert 10 < read < sale < STEPS and sale < with_load < LOAD_STEPS, (read, sale, with_load)
+    return read, sale, with_load
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +57,8 @@ def fresh(rig: PosRig) -> None:
 
 
 @pytest.mark.parametrize("step", range(STEPS))
-def test_card_pulled_at_every_step(rig: PosRig, ops: tuple[int, int], step: int) -> None:
-    read_ops, sale_ops = ops
+def test_card_pulled_at_every_step(rig: PosRig, ops: tuple[int, int, int], step: int) -> None:
+    read_ops, sale_ops, load_ops = ops
     c, other = rig.card(balance=5000), rig.card(balance=5000)
     rig.amount("12.50")
     first = screen(rig.tap(c, pull=step))
@@ -74,8 +82,8 @@ def test_card_pulled_at_every_step(rig: PosRig, ops: tuple[int, int], step: int)
     assert (st.counter, st.txn_terminal, st.txn_seq) == (1, TERMINAL_ID, recs[0].seq)
 
 
-def test_pulled_again_while_the_sale_is_being_finished(rig: PosRig, ops: tuple[int, int]) -> None:
-    read_ops, sale_ops = ops
+def test_pulled_again_while_the_sale_is_being_finished(rig: PosRig, ops: tuple[int, int, int]) -> None:
+    read_ops, sale_ops, load_ops = ops
     c = rig.card(balance=5000)
     rig.amount("12.50")
     assert "Tap again" in screen(rig.tap(c, pull=read_ops + 5))
@@ -85,8 +93,8 @@ def test_pulled_again_while_the_sale_is_being_finished(rig: PosRig, ops: tuple[i
     rig.view(c).assert_settled(3750)
 
 
-def test_cancelled_pending_sale_is_repaired_on_the_next_tap(rig: PosRig, ops: tuple[int, int]) -> None:
-    read_ops, sale_ops = ops
+def test_cancelled_pending_sale_is_repaired_on_the_next_tap(rig: PosRig, ops: tuple[int, int, int]) -> None:
+    read_ops, sale_ops, load_ops = ops
     c, other = rig.card(balance=5000), rig.card(balance=5000)
     rig.amount("12.50")
     assert "Tap again" in screen(rig.tap(c, pull=sale_ops - 1))  # committed, backup not yet copied
@@ -98,3 +106,24 @@ def test_cancelled_pending_sale_is_repaired_on_the_next_tap(rig: PosRig, ops: tu
     assert repair.uid == rig.console.card(c).uid and sale_other.uid != repair.uid
     assert (sale.balance_before, sale.balance_after) == (3750, 3650)
     rig.view(c).assert_settled(3650)
+
+
+@pytest.mark.parametrize("step", range(10, LOAD_STEPS))
+def test_card_pulled_while_a_pending_load_is_applied(rig: PosRig, ops: tuple[int, int, int], step: int) -> None:
+    """The load goes on once whatever step the pull hits; the sale then completes on the re-tap."""
+    read_ops, sale_ops, load_ops = ops
+    c = rig.card(balance=1000)
+    rig.send(f"load {c} 50.00")
+    rig.amount("5.00")
+    first = screen(rig.tap(c, pull=step))
+    if step < load_ops:
+        assert "Tap again" in first, first
+        first = screen(rig.tap(c))
+    assert "Paid 5.00 / Balance 55.00" in first
+    recs = rig.records()
+    assert [(r.type, r.amount, r.balance_before, r.balance_after) for r in recs] == [
+        (rec.LOAD, 5000, 1000, 6000), (rec.PURCHASE, 500, 6000, 5500)], recs
+    assert recs[0].aux == 1
+    v = rig.view(c)
+    assert v.load_seq() == 1
+    v.assert_settled(5500)
