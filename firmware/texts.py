@@ -12,6 +12,8 @@ Usage::
     texts.en(texts.T_PAID, texts.yuan(1250))    # 'Paid 12.50'
 """
 
+from array import array
+
 try:
     from micropython import const
 except ImportError:
@@ -64,9 +66,10 @@ T_AMOUNT = const(43)
 T_NOT_WHILE_PENDING = const(44)
 T_CARD_ERROR = const(45)
 
-# One str constant per language (the literals below are joined at compile time), texts
-# separated by "\n" and numbered from 0 (empty): one heap object instead of a tuple of 46
-# strings (about a third of the heap). Text n follows the n-th newline.
+# One constant per language (the literals below are joined at compile time), texts separated
+# by "\n" and numbered from 0 (empty), kept as UTF-8 bytes with the offset of each text: one
+# heap object instead of a tuple of 46 strings (a third of the heap), and a lookup that
+# neither scans nor counts characters (str indexing is by character on MicroPython).
 _ZH = (
     "\n欢迎使用 请输入金额"  # 1
     "\n请刷卡 %s元"  # 2
@@ -113,7 +116,7 @@ _ZH = (
     "\n金额 %s元"  # 43
     "\n交易未完成 不能进行此操作"  # 44
     "\n读卡失败 请重新刷卡"  # 45
-)
+).encode()
 
 _EN = (
     "\nReady: enter amount"  # 1
@@ -161,7 +164,7 @@ _EN = (
     "\nAmount %s"  # 43
     "\nSale not finished: not now"  # 44
     "\nCard read failed: tap again"  # 45
-)
+).encode()
 
 COUNT = const(46)
 
@@ -173,14 +176,25 @@ def yuan(cents):
     return "%d.%02d" % (cents // 100, cents % 100)
 
 
-def _fill(blob, tid, arg):
+def _index(blob):
+    """Start offsets of the ``COUNT`` texts in ``blob`` (text n starts after the n-th newline)."""
+    at = array("H", bytes(2 * (COUNT + 1)))
+    pos = 0
+    for i in range(1, COUNT):
+        pos = blob.find(b"\n", pos) + 1
+        at[i] = pos
+    at[COUNT] = len(blob) + 1
+    return at
+
+
+_ZH_AT = _index(_ZH)
+_EN_AT = _index(_EN)
+
+
+def _fill(blob, at, tid, arg):
     if not 0 <= tid < COUNT:
         return "?%d" % tid
-    start = 0
-    for _ in range(tid):
-        start = blob.find("\n", start) + 1
-    end = blob.find("\n", start)
-    text = blob[start:end] if end >= 0 else blob[start:]
+    text = blob[at[tid]:at[tid + 1] - 1].decode() if tid else ""
     if arg is None or "%s" not in text:
         return text
     return text % (arg,)
@@ -188,9 +202,9 @@ def _fill(blob, tid, arg):
 
 def zh(tid, arg=None):
     """The Chinese text ``tid`` with its argument filled in."""
-    return _fill(_ZH, tid, arg)
+    return _fill(_ZH, _ZH_AT, tid, arg)
 
 
 def en(tid, arg=None):
     """The English text ``tid`` with its argument filled in (simulator console)."""
-    return _fill(_EN, tid, arg)
+    return _fill(_EN, _EN_AT, tid, arg)
