@@ -249,9 +249,15 @@ class Pos:
         if v != limits.VALID:
             self._refuse(texts.T_EXPIRED if v == limits.EXPIRED else texts.T_NOT_YET_VALID)
             return
-        if st == S_SALE and not limits.type_accepted(self.params.accepted_types, ident.card_type):
-            self._refuse(texts.T_TYPE_REFUSED)
-            return
+        if st == S_SALE:
+            if not limits.type_accepted(self.params.accepted_types, ident.card_type):
+                self._refuse(texts.T_TYPE_REFUSED)
+                return
+            if not self._same(self._uid):
+                # Another card than the one the PIN or the cashier's confirmation was for.
+                self._pin_ok = False
+                self._confirmed = False
+                self._bind(p.uid_mv)
         if not self._room(2):
             self._show(texts.T_JOURNAL_FULL)
             return
@@ -268,9 +274,6 @@ class Pos:
             self._log(rec.LOAD, 0, out, self._pend_aux, self._pend_aux2)
             self._pend_seq = 0
         if st == S_SALE:
-            if not self._same(self._uid):
-                self._pin_ok = False  # a PIN keyed for another card does not carry over
-                self._bind(p.uid_mv)
             self._sale()
         elif st == S_PIN:
             self._sale_pin()

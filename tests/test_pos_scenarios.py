@@ -361,3 +361,14 @@ def test_torn_sale_of_another_terminal_completed_here(rig: PosRig) -> None:
     assert (repair.type, repair.flags, repair.aux, repair.aux2) == (rec.TEARING_REPAIR, 0, 2002, 77)
     assert (repair.balance_before, repair.balance_after) == (5000, 4300)
     rig.view(c).assert_settled(3800)
+
+
+def test_pin_verified_for_one_card_does_not_carry_to_another(rig: PosRig) -> None:
+    short, other = rig.card(balance=5500), rig.card(balance=20000)
+    rig.send(f"load {other} 1.00")  # a pending load binds the card early: still no carry-over
+    rig.amount("60.00")
+    rig.place(short)
+    assert "Insufficient balance: 55.00" in screen(rig.send("pin 123456"))
+    rig.remove()
+    assert "Over the per-transaction limit / Enter transaction PIN" in screen(rig.tap(other))
+    assert [r.type for r in rig.records()] == [rec.LOAD]
