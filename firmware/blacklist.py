@@ -26,7 +26,7 @@ Usage::
 import os
 import struct
 
-from firmware.uidstore import UidStore, UidStoreError, VersionMismatch
+from firmware.uidstore import UidStore, UidStoreError, VersionMismatch, close_file
 
 try:
     from micropython import const
@@ -107,8 +107,11 @@ class Blacklist:
     def mark_updated(self, now):
         """Persist ``now`` as the time of the last complete update from the server."""
         tmp = self._root + "/updated.tmp"
-        with open(tmp, "wb") as f:
+        f = open(tmp, "wb")
+        try:
             f.write(struct.pack(_META_FMT, _META_MAGIC, now))
+        finally:
+            close_file(f)
         os.rename(tmp, self._root + "/updated")
         self.updated_at = now
 

@@ -64,6 +64,20 @@ _ACK_FMT = "<4sI"
 FULL_MESSAGE = "journal full — sync needed"
 
 
+def _close_file(f):
+    """Close ``f`` and raise the close error, if any, only after a second close: MicroPython
+    leaves a littlefs file open when its close fails, and a finaliser would later flush a
+    stale view of it over newer data."""
+    try:
+        f.close()
+    except OSError:
+        try:
+            f.close()
+        except OSError:
+            pass
+        raise
+
+
 class JournalError(Exception):
     """The journal on flash is inconsistent, or was asked for something it cannot do."""
 
@@ -274,7 +288,7 @@ class Journal:
         self._f = None
         if f is not None:
             try:
-                f.close()
+                _close_file(f)
             except OSError:
                 pass
 
@@ -291,8 +305,11 @@ class Journal:
 
     def _write_ack(self, seq):
         tmp = self._root + "/ack.tmp"
-        with open(tmp, "wb") as f:
+        f = open(tmp, "wb")
+        try:
             f.write(struct.pack(_ACK_FMT, _ACK_MAGIC, seq))
+        finally:
+            _close_file(f)
         os.rename(tmp, self._root + "/ack")
 
     def _list_segments(self):
@@ -382,6 +399,6 @@ class Journal:
     def _reclaim(self):
         """Delete segments whose records are all acknowledged, except the newest one."""
         segs = self._segs
-        while len(segs) > 1 and segs[1] - 1 <= self._acked and segs[0] != self._tail:
+        while len(segs) > 1 and segs[1] - 1 <= self._acked:
             os.remove(self._path(segs[0]))
             segs.pop(0)

@@ -77,6 +77,20 @@ def _remove(path):
             raise
 
 
+def close_file(f):
+    """Close ``f`` and raise the close error, if any, only after a second close: MicroPython
+    leaves a littlefs file open when its close fails, and a finaliser would later flush a
+    stale view of it over newer data."""
+    try:
+        f.close()
+    except OSError:
+        try:
+            f.close()
+        except OSError:
+            pass
+        raise
+
+
 def _check_blob(blob, what):
     if len(blob) % _K:
         raise UidStoreError("%s: length %d is not a multiple of %d" % (what, len(blob), _K))
@@ -162,15 +176,18 @@ class UidStore:
         if to_version == from_version and not added and not removed:
             return
         tmp = self._ovl_path + ".tmp"
-        adds, removes = 0, 0
-        with open(tmp, "wb") as out:
-            try:
-                adds, removes = self._merge_delta(out, added, removed)
-            except UidStoreError:
-                out.close()
-                _remove(tmp)
-                raise
+        out = open(tmp, "wb")
+        try:
+            adds, removes = self._merge_delta(out, added, removed)
             out.write(struct.pack(_OVL_FMT, _OVL_MAGIC, self._gen, to_version, adds, removes))
+        except UidStoreError:
+            close_file(out)
+            _remove(tmp)
+            raise
+        except Exception:
+            close_file(out)
+            raise
+        close_file(out)
         self._close()
         os.rename(tmp, self._ovl_path)
         self._load()
@@ -236,7 +253,7 @@ class UidStore:
         w = self.begin_full(version)
         try:
             w.write_chunk(blob)
-        except UidStoreError:
+        except Exception:
             w.abort()
             raise
         w.commit(hash)
@@ -252,7 +269,11 @@ class UidStore:
             _remove(self._ovl_path)
             return
         w = FullListWriter(self, self._version)
-        self._merge(w.write_keys)
+        try:
+            self._merge(w.write_keys)
+        except Exception:
+            w.abort()
+            raise
         w.commit()
 
     def list_hash(self):
@@ -417,9 +438,11 @@ class FullListWriter:
             raise UidStoreError("full list hash %s does not match the announced %s"
                                 % (_hex(digest[:len(hash) or 8]), _hex(hash)))
         s = self._store
-        self._f.write(struct.pack(_BASE_FMT, _BASE_MAGIC, _FORMAT, self._version, s._gen + 1,
-                                  self._count, digest[:_HASH_LEN]))
-        self._f.close()
+        try:
+            self._f.write(struct.pack(_BASE_FMT, _BASE_MAGIC, _FORMAT, self._version, s._gen + 1,
+                                      self._count, digest[:_HASH_LEN]))
+        finally:
+            close_file(self._f)
         s._close()
         os.rename(self._tmp, s._base_path)
         _remove(s._ovl_path)
@@ -428,7 +451,7 @@ class FullListWriter:
     def abort(self):
         """Drop the partly written list; the old one stays in force."""
         try:
-            self._f.close()
+            close_file(self._f)
         except OSError:
             pass
         _remove(self._tmp)
