@@ -18,7 +18,7 @@ Usage::
     app.poll()                       # the reader is polled; a card on it is served
 """
 
-from firmware import limits, texts, ui
+from firmware import limits, pos_pin, texts, ui
 from firmware.journal import JournalFull
 from firmware.mifare import ReaderError
 from firmware.purse import (
@@ -165,29 +165,7 @@ class Pos:
                 self._done[7] = 0  # a card left on the reader counts as tapped again
                 self._show(texts.T_CONFIRMED)
         elif kind == ui.EV_PIN:
-            self._pin_key(value)
-
-    def _pin_key(self, pin):
-        st = self.state
-        if st != S_PIN and st != S_CHG_OLD and st != S_CHG_NEW and st != S_CHG_NEW2:
-            return
-        if not (4 <= len(pin) <= 6 and pin.isdigit()):
-            self._show(texts.T_PIN_FORMAT)
-            return
-        if st == S_CHG_NEW:
-            self._new_pin = pin
-            self.state = S_CHG_NEW2
-            self._show(texts.T_REPEAT_NEW_PIN)
-            return
-        if st == S_CHG_NEW2:
-            if pin != self._new_pin:
-                self.state = S_CHG_NEW
-                self._show(texts.T_PIN_MISMATCH, None, texts.T_ENTER_NEW_PIN)
-                return
-            self.state = S_CHG_APPLY
-        else:
-            self._pin = pin
-        self.poll(True)  # the holder's card lies on the reader: check the PIN against it now
+            pos_pin.pin_key(self, value)
 
     # -- the tap ------------------------------------------------------------------------------
 
@@ -276,11 +254,11 @@ class Pos:
         if st == S_SALE:
             self._sale()
         elif st == S_PIN:
-            self._sale_pin()
+            pos_pin.sale_pin(self)
         elif st == S_BALANCE:
             self._finish_tap(texts.T_BALANCE, texts.yuan(p.state.balance))
         else:
-            self._change_pin()
+            pos_pin.change_pin(self)
 
     def _finish_tap(self, tid, arg=None, tid2=0, arg2=None):
         """End of a tap that needs nothing more from this card: show, back to idle."""
@@ -446,67 +424,3 @@ class Pos:
             self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_CREDIT, texts.yuan(after))
         else:
             self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_BALANCE, texts.yuan(after))
-
-    # -- PIN ------------------------------------------------------------------------------
-
-    def _check_pin(self):
-        """Check the keyed PIN against the card; count a wrong one on the card (lock at the limit).
-
-        :returns: True if right; False (shown) if wrong, locked or no PIN keyed yet.
-        """
-        p = self.purse
-        st = p.state
-        pin = self._pin
-        if st.flags & cl.FLAG_PIN_LOCKED:
-            self._finish_tap(texts.T_PIN_LOCKED)
-            return False
-        if pin is None:
-            self._refuse(texts.T_ENTER_PIN if self.state == S_PIN else texts.T_ENTER_OLD_PIN)
-            return False
-        if p.pin_ok(pin):
-            if st.pin_retries:
-                p.update_pin_state(pin_retries=0)
-            self._pin = None
-            return True
-        n = st.pin_retries + 1
-        limit = self.params.pin_retry_limit
-        if n >= limit:
-            p.update_pin_state(pin_retries=n, flags=st.flags | cl.FLAG_PIN_LOCKED)
-            self._pin = None
-            self._log(rec.PIN_LOCK, 0, p.outcome, n)
-            self._finish_tap(texts.T_PIN_NOW_LOCKED)
-            return False
-        p.update_pin_state(pin_retries=n)
-        self._pin = None
-        self._refuse(texts.T_WRONG_PIN, str(limit - n))
-        return False
-
-    def _sale_pin(self):
-        if self._check_pin():
-            self._pin_ok = True
-            self.state = S_SALE
-            self._sale()
-
-    def _change_pin(self):
-        p = self.purse
-        st = self.state
-        if st == S_CHG_CARD:
-            if p.state.flags & cl.FLAG_PIN_LOCKED:
-                self._finish_tap(texts.T_PIN_LOCKED)
-                return
-            self._bind(p.uid_mv)
-            self.state = S_CHG_OLD
-            self._refuse(texts.T_ENTER_OLD_PIN)
-        elif st == S_CHG_OLD:
-            if self._check_pin():
-                self.state = S_CHG_NEW
-                self._refuse(texts.T_ENTER_NEW_PIN)
-        elif st == S_CHG_APPLY:
-            if not self._room(1):
-                self._show(texts.T_JOURNAL_FULL)
-                return
-            p.update_pin_state(pin_retries=0, pin_check=self._new_pin)
-            self._log(rec.PIN_CHANGE, 0, p.outcome)
-            self._finish_tap(texts.T_PIN_CHANGED)
-        else:
-            self._refuse(texts.T_ENTER_NEW_PIN if st == S_CHG_NEW else texts.T_REPEAT_NEW_PIN)

@@ -372,3 +372,10 @@ def test_pin_verified_for_one_card_does_not_carry_to_another(rig: PosRig) -> Non
     rig.remove()
     assert "Over the per-transaction limit / Enter transaction PIN" in screen(rig.tap(other))
     assert [r.type for r in rig.records()] == [rec.LOAD]
+
+
+def test_pin_steps_use_the_application_state_numbers() -> None:
+    from firmware import pos, pos_pin
+
+    for name in ("S_SALE", "S_PIN", "S_CHG_CARD", "S_CHG_OLD", "S_CHG_NEW", "S_CHG_NEW2", "S_CHG_APPLY"):
+        assert getattr(pos, name) == getattr(pos_pin, name), name
