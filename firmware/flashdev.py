@@ -204,28 +204,26 @@ class RAMBlockDev(_PowerCut):
 
 class FileBlockDev(_PowerCut):
     """A flash device backed by a host file (created erased if missing or of the wrong size),
-    for volumes too big for the heap: only one block-sized erase buffer lives in RAM."""
+    for volumes too big for the heap: it holds no more than a 256-byte buffer of 0xFF."""
 
     def __init__(self, path, block_size=4096, blocks=512):
         self.block_size = block_size
         self.blocks = blocks
-        self._ff = b"\xff" * block_size
-        size = block_size * blocks
+        self._ff = memoryview(b"\xff" * min(block_size, 256))
         try:
             f = open(path, "r+b")
-            have = f.seek(0, 2)
         except OSError:
-            f = None
-            have = -1
-        if have != size:
-            if f is not None:
-                f.close()
             f = open(path, "w+b")
-            for _ in range(blocks):
-                f.write(self._ff)
-            f.flush()
+        fresh = f.seek(0, 2) != block_size * blocks
+        if fresh:
+            f.close()
+            f = open(path, "w+b")
         self._f = f
         self._init_cut()
+        if fresh:
+            for b in range(blocks):
+                self._erase(b, block_size)
+            f.flush()
 
     def readblocks(self, block, buf, offset=0):
         self._check(block, offset, len(buf), True)
@@ -241,7 +239,12 @@ class FileBlockDev(_PowerCut):
     def _erase(self, block, length):
         f = self._f
         f.seek(block * self.block_size)
-        f.write(memoryview(self._ff)[:length])
+        ff = self._ff
+        step = len(ff)
+        while length > 0:
+            k = min(step, length)
+            f.write(ff if k == step else ff[:k])
+            length -= k
 
     def close(self):
         self._f.close()
@@ -260,7 +263,7 @@ def remount(dev, mountpoint, **lfs_options):
     import vfs
 
     unmount(mountpoint)
-    fs = vfs.VfsLfs2(dev, **lfs_options)
+    fs = vfs.VfsLfs2(dev, **lfs_options)  # type: ignore[abstract]  # the stub subclasses a bdev
     vfs.mount(fs, mountpoint)
     return fs
 

@@ -107,6 +107,11 @@ class Journal:
         self._buf2 = bytearray(_REC)
         self._link = bytearray(records.LINK_SIZE)
         self._f = None
+        self._segs = []  # first sequence numbers of the segments, ascending
+        self._tail = None  # first seq of the segment holding the newest record
+        self._tail_count = 0  # valid records in it
+        self._torn = False  # it has bytes after them: the next append starts a new segment
+        self._next = 1
         try:
             os.mkdir(root_dir)
         except OSError as e:

@@ -96,6 +96,22 @@ def _check_blob(blob, what):
         raise UidStoreError("%s: length %d is not a multiple of %d" % (what, len(blob), _K))
 
 
+class _NoFile:
+    """Stands in for a file that is not open (no base or no overlay): nothing to read."""
+
+    def seek(self, pos, whence=0):
+        raise UidStoreError("internal: no list file is open")
+
+    def readinto(self, buf):
+        raise UidStoreError("internal: no list file is open")
+
+    def close(self):
+        pass
+
+
+_NO_FILE = _NoFile()
+
+
 class UidStore:
     """Sorted UID key set in ``path_base + ".lst"`` plus overlay ``path_base + ".ovl"``."""
 
@@ -105,8 +121,8 @@ class UidStore:
         self._probe = bytearray(_K)
         self._op = bytearray(1)
         self._copy = bytearray(_COPY_KEYS * _K)
-        self._bf = None
-        self._of = None
+        self._bf = _NO_FILE
+        self._of = _NO_FILE
         self._load()
 
     # -- lookups ------------------------------------------------------------------------
@@ -318,11 +334,10 @@ class UidStore:
     # -- files --------------------------------------------------------------------------
 
     def _close(self):
-        for f in (self._bf, self._of):
-            if f is not None:
-                f.close()
-        self._bf = None
-        self._of = None
+        self._bf.close()
+        self._of.close()
+        self._bf = _NO_FILE
+        self._of = _NO_FILE
 
     def _load(self):
         """Open the files in force, dropping leftovers of an interrupted change."""
@@ -345,7 +360,7 @@ class UidStore:
                 f.seek(size - _BASE_TRAILER)
                 t = struct.unpack(_BASE_FMT, f.read(_BASE_TRAILER))
             if t and t[0] == _BASE_MAGIC and t[1] == _FORMAT and t[4] * _K + _BASE_TRAILER == size:
-                self._bf = f
+                self._bf = f  # type: ignore[assignment]  # a file or _NO_FILE
                 self._version, self._gen, self._bn, self._hash = t[2], t[3], t[4], t[5]
             else:
                 f.close()
@@ -364,7 +379,7 @@ class UidStore:
             t = struct.unpack(_OVL_FMT, f.read(_OVL_TRAILER))
         if (t and t[0] == _OVL_MAGIC and t[1] == self._gen
                 and (t[3] + t[4]) * _E + _OVL_TRAILER == size):
-            self._of = f
+            self._of = f  # type: ignore[assignment]  # a file or _NO_FILE
             self._version, self._adds, self._removes = t[2], t[3], t[4]
             self._on = t[3] + t[4]
         else:

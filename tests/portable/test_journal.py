@@ -316,3 +316,31 @@ def test_filesystem_full_on_littlefs_refuses_then_resumes():
         j.close()
     finally:
         flashdev.unmount("/jfull")
+
+
+def test_append_cost_does_not_grow_with_the_segment_on_littlefs():
+    if not support.IS_MICROPYTHON:
+        support.skip("needs vfs.VfsLfs2 (MicroPython)")
+    from firmware import flashdev
+
+    path = "/tmp/cc-jcost-%s.img" % support.tohex(os.urandom(6))
+    dev = flashdev.FileBlockDev(path, 4096, 64)
+    flashdev.format_and_mount(dev, "/jcost")
+    try:
+        j = Journal("/jcost", KEY)
+        buf = bytearray(64)
+        worst = 0
+        for s in range(1, 801):
+            fs.fill_record(buf, s)
+            before = dev.programmed
+            j.append(buf)
+            worst = max(worst, dev.programmed - before)
+        # The segment is 51,200 bytes now; littlefs copies at most its last 4 KB block plus
+        # a metadata commit per append, never the whole file.
+        assert worst <= 4096 + 1024, "an append programmed %d bytes" % worst
+        assert fs.file_size("/jcost/s00000001.jnl") == 800 * 64
+        j.close()
+    finally:
+        flashdev.unmount("/jcost")
+        dev.close()
+        os.remove(path)
