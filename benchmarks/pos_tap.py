@@ -8,6 +8,9 @@ Prints, per sale:
   display line, and the poll that sees the card gone.
 * reader commands (driver counter) and the modelled card I/O time at 106 kbit/s
   (``firmware.mifare`` time model over the card commands actually exchanged).
+* where the CPU goes: a third pass sums the process CPU time (``time.clock``) of the polls and
+  of the reader driver calls inside them, splitting the application (purse, limits, journal,
+  display) from the reader driver and its UART.
 * heap: the firmware runs with ``-X heapsize`` = its code + 64 KB (bytecode sits in the heap
   on the unix port); a second pass collects garbage before every poll, so the high-water
   above the code is what one tap needs at most (``heap_peak_bytes``, against 65,536).
@@ -127,6 +130,11 @@ def main() -> None:
             term.service("stats reset")
             sell(term, console, n)
             probe = term.stats()
+            term.service("stats noprobe")
+            term.service("stats cpu")  # where the CPU goes: reader driver or the rest
+            term.service("stats reset")
+            sell(term, console, n)
+            split = term.stats()
         finally:
             console.close()
     if sales["sales"] != n or probe["sales"] != n:
@@ -138,6 +146,11 @@ def main() -> None:
           f"per sale including the console and emulator)")
     print(f"  of which: {4 * line_cpu:.2f} ms for the 4 console lines of a sale (keypad/display protocol, "
           f"{line_cpu:.3f} ms each); one empty reader poll {poll_cpu - line_cpu:.3f} ms (UART + PN532 driver)")
+    poll_ms = split["poll_cpu_s"] * 1000 / n
+    reader_ms = split["reader_cpu_s"] * 1000 / n
+    print(f"  timed inside the firmware (third pass, time.clock summed over {2 * n} polls): polls "
+          f"{poll_ms:.2f} ms per sale, of which reader driver + UART {reader_ms:.2f} ms, application + purse "
+          f"+ journal {poll_ms - reader_ms:.2f} ms")
     print(f"reader commands per sale: {cmds:.1f} (+{gone} for the poll that sees the card gone); "
           f"card commands {sales['card_ios'] / n:.1f}")
     print(f"modelled card I/O per sale at 106 kbit/s: {sales['card_io_us'] / n / 1000:.1f} ms")
@@ -152,6 +165,8 @@ def main() -> None:
         "heap_peak_bytes": probe["heap_high"] - code,
         "heapsize_bytes": DATA_HEAP,
         "code_heap_bytes": code,
+        "app_cpu_ms_per_sale": round(poll_ms - reader_ms, 3),
+        "reader_cpu_ms_per_sale": round(reader_ms, 3),
         "blacklist_entries": figures["blacklist_entries"],
         "blacklist_lookup_ms": figures["blacklist_lookup_ms"],
         "journal_capacity_records_2mb": figures["journal_capacity_records_2mb"],

@@ -11,7 +11,8 @@ library functions): ``time <utc>|+<s>|-<s>``, ``param <name> <int>``, ``net up``
 ``blacklist add|remove <uid hex>``, ``loads <hex of 16-byte entries>``, ``journal`` (prints
 ``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``stats`` (``@stats {json}``; ``stats
 reset`` zeroes the counters, ``stats probe`` collects garbage before each poll so the heap
-high-water is what a tap itself needs), ``quit``.
+high-water is what a tap itself needs, ``stats cpu`` adds up the CPU time of polls and of the
+reader driver in them), ``quit``.
 """
 
 import binascii
@@ -31,6 +32,56 @@ except ImportError:
 
     def ticks_us():
         return 0
+
+
+class TimedReader:
+    """A reader that adds up the process CPU time spent in the driver (benchmarks only: the unix
+    port's ``time.clock`` ticks in ms, so only sums over many calls mean anything)."""
+
+    def __init__(self, reader, clock):
+        self.reader = reader
+        self.clock = clock
+        self.cpu = 0.0
+
+    def _timed(self, fn, a, b=None, c=None, d=None):
+        t = self.clock()
+        try:
+            if b is None:
+                return fn(a)
+            if c is None:
+                return fn(a, b)
+            return fn(a, b, c, d)
+        finally:
+            self.cpu += self.clock() - t
+
+    def select(self, uid_buf):
+        return self._timed(self.reader.select, uid_buf)
+
+    def auth(self, block, key_type, key, uid_mv):
+        return self._timed(self.reader.auth, block, key_type, key, uid_mv)
+
+    def read_block(self, block, out_buf):
+        return self._timed(self.reader.read_block, block, out_buf)
+
+    def write_block(self, block, data):
+        return self._timed(self.reader.write_block, block, data)
+
+    def decrement(self, block, amount):
+        return self._timed(self.reader.decrement, block, amount)
+
+    def increment(self, block, amount):
+        return self._timed(self.reader.increment, block, amount)
+
+    def restore(self, block):
+        return self._timed(self.reader.restore, block)
+
+    def transfer(self, block):
+        return self._timed(self.reader.transfer, block)
+
+    def halt(self):
+        t = self.clock()
+        self.reader.halt()
+        self.cpu += self.clock() - t
 
 
 class Terminal:
@@ -60,6 +111,8 @@ class Terminal:
         self.polls = 0
         self.heap_high = 0
         self.gc_probe = False  # collect before each poll: heap_high is then what a tap needs
+        self.cpu_clock = None  # time.clock while "stats cpu" times polls and the reader
+        self.poll_cpu = 0.0
 
     def start_reader(self):
         from firmware.mifare import ReaderError
@@ -78,9 +131,13 @@ class Terminal:
                 return
         if self.gc_probe:
             gc.collect()
+        clock = self.cpu_clock
+        c = clock() if clock is not None else 0
         t = ticks_us()
         self.app.poll()
         self.poll_us += ticks_diff(ticks_us(), t)
+        if clock is not None:
+            self.poll_cpu += clock() - c
         self.polls += 1
         if micropython is not None:
             used = gc.mem_alloc()  # type: ignore[attr-defined]
@@ -146,17 +203,29 @@ class Terminal:
         if rest == "probe" or rest == "noprobe":
             self.gc_probe = rest == "probe"
             return
+        purse = self.app.purse
+        if rest == "cpu":
+            import time
+
+            self.cpu_clock = time.clock  # type: ignore[attr-defined]  # unix port: process CPU time
+            purse.reader = TimedReader(r, self.cpu_clock)
+            self.poll_cpu = 0.0
+            return
         if rest == "reset":
             r.reset_counters()
             self.poll_us = 0
             self.polls = 0
             self.app.sales = 0
+            self.poll_cpu = 0.0
+            if purse.reader is not r:
+                purse.reader.cpu = 0.0
             gc.collect()
             self.heap_high = 0
             return
         d = {"sales": self.app.sales, "polls": self.polls, "poll_us": self.poll_us,
              "commands": r.commands, "card_ios": r.card_ios, "card_io_us": r.card_io_us,
-             "heap_high": self.heap_high, "code_heap": self.code_heap,
+             "heap_high": self.heap_high, "code_heap": self.code_heap, "poll_cpu_s": self.poll_cpu,
+             "reader_cpu_s": purse.reader.cpu if purse.reader is not r else 0.0,
              "journal_unacked": self.journal.unacked_count()}
         if micropython is not None:
             d["mem_peak"] = micropython.mem_peak()  # type: ignore[attr-defined]
