@@ -18,7 +18,15 @@ Usage::
 The returned :class:`Outcome` is one object per purse, overwritten by the next operation.
 """
 
-from firmware.mifare import KEY_A, KEY_B, AuthFailed, NoCard, ReaderError
+from firmware.card_id import (  # noqa: F401 - REJECT_* and CardRejected are part of this API
+    REJECT_IDENTITY_MAC,
+    REJECT_NOT_PERSONALISED,
+    CardId,
+    CardRejected,
+    keep_uid,
+    same_uid,
+)
+from firmware.mifare import KEY_A, KEY_B, ReaderError
 from protocol import card_layout as cl
 from protocol import crypto
 from protocol.errors import CardFormatError, CryptoError
@@ -28,8 +36,6 @@ try:
 except ImportError:
     from protocol.compat import const
 
-REJECT_NOT_PERSONALISED = const(1)
-REJECT_IDENTITY_MAC = const(2)
 REJECT_PURSE_MAC = const(3)
 REJECT_PURSE_FORGED = const(4)
 
@@ -39,9 +45,7 @@ OUT_REPAIR_COMPLETED = const(3)
 OUT_REPAIR_ROLLED_BACK = const(4)
 OUT_STATE_ONLY = const(5)
 
-_S_IDENTITY = const(1)
 _S_PURSE = const(2)
-_B_IDENTITY = const(4)
 _B_BALANCE = const(8)
 _B_BACKUP = const(9)
 _B_LOADS = const(10)
@@ -51,14 +55,6 @@ _UNKNOWN = const(0)  # slot MAC not checked yet
 _VALID = const(1)
 _INVALID = const(2)
 _REG_UNKNOWN = const(-2)  # load register MAC not checked yet (-1: it failed)
-
-
-class CardRejected(Exception):
-    """The card is not one this terminal may sell on: ``code`` is a REJECT_* constant."""
-
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
 
 
 class PurseError(ValueError):
@@ -100,12 +96,12 @@ class Purse:
         self.reader = reader
         self.terminal_id = terminal_id
         self._cm = card_master
-        self._im = issuer_master
-        self.uid = bytearray(7)
+        self._buf = bytearray(48)  # identity on read, the encoded new state on writes
+        self._mv = memoryview(self._buf)
+        self.card = CardId(reader, card_master, issuer_master, self._buf)
+        self.uid = self.card.uid
         self.uid_len = 0
-        self._uid4 = memoryview(self.uid)[:4]
-        self._uid7 = memoryview(self.uid)[:7]
-        self.uid_mv = self._uid4
+        self.uid_mv = self.card.uid_mv
         self.identity = None
         self._load_seq = -1
         self.torn = False
@@ -118,17 +114,14 @@ class Purse:
         # Raw card data of the tap: slot 0, slot 1, load register (MACs checked when needed).
         self._raw = bytearray(112)
         self._rmv = memoryview(self._raw)
-        self._buf = bytearray(48)  # identity on read, the encoded new state on writes
-        self._mv = memoryview(self._buf)
         self._ready = False
         self._auth_sector = -1
         self._auth_type = 0
         # Keys of the last card seen (a re-tap or a balance query then a sale skip the HMACs).
         self._key_uid = bytearray(8)
-        self._ka = [None, None, None, None, None]
+        self._ka = [None, None, None, None, None]  # key A of sectors 2-4 (sector 1: self.card)
         self._kb = None  # key B of the purse sector, derived when a load needs it
         self._pk = None
-        self._ik = None
         # read() results: value blocks, load register, and the plan for resolve_torn().
         self._p = self._b = 0
         self._p_ok = self._b_ok = False
@@ -140,21 +133,15 @@ class Purse:
 
     def _keys(self):
         n = self.uid_len
-        same = self._key_uid[7] == n
-        for i in range(n):
-            if self._key_uid[i] != self.uid[i]:
-                same = False
-        if same:
+        if same_uid(self._key_uid, self.uid, n):
             return
         uid = self.uid_mv
         cm = self._cm
-        for s in (1, 2, 3, 4):
+        for s in (2, 3, 4):
             self._ka[s] = crypto.card_sector_key(cm, uid, s, KEY_A)
         self._kb = None
         self._pk = crypto.purse_mac_key(cm, uid)
-        self._ik = crypto.issuer_mac_key(self._im, uid)
-        self._key_uid[:n] = uid
-        self._key_uid[7] = n
+        keep_uid(self._key_uid, self.uid, n)
 
     def _auth(self, sector, key_type):
         # Key B on the purse sector may do everything key A may: no second authentication.
@@ -224,7 +211,8 @@ class Purse:
     # -- read and classify --------------------------------------------------------------------
 
     def read(self):
-        """Select the card, read and verify identity, purse and both state slots; sets ``torn``.
+        """Select the card, read and verify identity (``firmware.card_id``), purse and both state
+        slots; sets ``torn``.
 
         :returns: the UID length (4 or 7), or 0 when no card is in the field.
         :raises ReaderError: the card left or the air failed: tap again.
@@ -239,28 +227,17 @@ class Purse:
             raise
 
     def _read(self):
-        r = self.reader
-        n = r.select(self.uid)
+        c = self.card
+        n = c.select()
         if not n:
             return 0
-        self.uid_len = n
-        self.uid_mv = self._uid4 if n == 4 else self._uid7
+        self.uid_len = n  # set before the identity check: a rejected card is named by its UID
+        self.uid_mv = c.uid_mv
+        self.identity = None
+        c.read_identity()
+        self.identity = c.identity
         self._keys()
-        try:
-            self._auth(_S_IDENTITY, KEY_A)
-        except AuthFailed:
-            if not r.select(self.uid):
-                raise NoCard("card left the field during authentication")
-            self._reject(REJECT_NOT_PERSONALISED, "sector 1 refuses the campus key: not a campus card")
-        buf = self._buf
-        self._read3(_B_IDENTITY, self._mv)
-        if buf[0] != cl.LAYOUT_VERSION:
-            self._reject(REJECT_NOT_PERSONALISED, "identity sector holds layout version %d, expected %d"
-                         % (buf[0], cl.LAYOUT_VERSION))
-        try:
-            self.identity = cl.decode_identity(buf, self._ik, self.uid_mv)
-        except CardFormatError as e:
-            self._reject(REJECT_IDENTITY_MAC, "identity MAC fails (%s): cloned or altered card" % e)
+        r = self.reader
         self._auth(_S_PURSE, KEY_A)
         raw = self._rmv
         p = self._value(_B_BALANCE)
