@@ -28,6 +28,7 @@ import time
 from time import sleep_ms, ticks_diff, ticks_ms  # type: ignore[attr-defined]
 
 import machine
+import network
 
 from firmware import texts, ui
 
@@ -135,9 +136,6 @@ class Network:
     """The WLAN station; the sync client (a later issue) asks it to connect."""
 
     def __init__(self, ssid, password):
-        # Imported at run time: the published esp32 stub network.pyi defines LAN twice, which
-        # mypy reports as our error (mypy.ini ignores errors only in machine/micropython/vfs).
-        network = __import__("network")
         self._wlan = network.WLAN(network.STA_IF)
         self._ssid = ssid
         self._password = password
