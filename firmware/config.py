@@ -15,7 +15,10 @@ secrets.json (hex)::
     {"terminal_key": "<64 hex>", "card_master": "<32+ hex>", "issuer_master": "<32+ hex>"}
 
 ``hw`` is the board's business (see ``board_unix`` / ``board_esp32``); the optional
-``journal_max_records`` (default 30000) caps the unacknowledged records the journal keeps.
+``journal_max_records`` (default 30000) caps the unacknowledged records the journal keeps;
+``upload`` (default true) false keeps the terminal offline by hand (its records are then
+flagged "unauthorised offline" while the server is reachable); ``sync_timeout_s`` (default 3)
+bounds every sync request, and so how long a sale can wait for one.
 
 Usage::
 
@@ -90,6 +93,12 @@ class Config:
         self.journal_max = doc.get("journal_max_records", 30000)
         if not isinstance(self.journal_max, int) or self.journal_max < 1:
             raise ConfigError("%s: journal_max_records must be a positive integer" % path)
+        self.upload_enabled = doc.get("upload", True)
+        if not isinstance(self.upload_enabled, bool):
+            raise ConfigError("%s: upload must be true or false" % path)
+        self.sync_timeout_s = doc.get("sync_timeout_s", 3)
+        if not isinstance(self.sync_timeout_s, int) or not 1 <= self.sync_timeout_s <= 60:
+            raise ConfigError("%s: sync_timeout_s must be an integer 1..60" % path)
         self.terminal_key = _key(secrets, secrets_path, "terminal_key", 16)
         self.card_master = _key(secrets, secrets_path, "card_master", 16)
         self.issuer_master = _key(secrets, secrets_path, "issuer_master", 16)

@@ -80,6 +80,28 @@ class Sync:
         self._bl_offset = 0
         self._bl_writer = None
         self._bl_since = -1
+        self._bl_version = 0
+        self._cycle_at = -1 << 30
+        self.force = False
+
+    @classmethod
+    def from_config(cls, cfg, journal, blacklist, loads, params, clock, firmware="0.1.0", access=None):
+        return cls(cfg.terminal_id, cfg.terminal_key, cfg.server_url, journal, blacklist, loads, params, clock,
+                   firmware, cfg.upload_enabled, timeout_s=cfg.sync_timeout_s, access=access)
+
+    def tick(self, interval_s):
+        """From the idle loop: run one step of the cycle in progress, or start a cycle when
+        ``interval_s`` has passed since the last one began (or ``force`` is set). True if a
+        request was made."""
+        if not self.busy():
+            now = self.clock.now()
+            if not self.force and now - self._cycle_at < interval_s:
+                return False
+            self.force = False
+            self._cycle_at = now
+            self.start_cycle()
+        self.step()
+        return True
 
     # -- state -----------------------------------------------------------------------------
 
@@ -135,7 +157,8 @@ class Sync:
                 if not self._blacklist():
                     self._step = STEP_LOADS
             elif s == STEP_LOADS:
-                self._loads()
+                if self.loads is not None:  # doors keep no pending loads
+                    self._loads()
                 self._step = STEP_PARAMS
             elif s == STEP_PARAMS:
                 self._params()
