@@ -9,7 +9,8 @@ on the unix port::
 Service lines (technician / simulator; the sync client of a later issue calls the same
 library functions): ``time <utc>|+<s>|-<s>``, ``param <name> <int>``, ``net up`` / ``net down [since]``,
 ``blacklist add|remove <uid hex>``, ``loads <hex of 16-byte entries>``, ``journal`` (prints
-``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``stats`` (``@stats {json}``; ``stats
+``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``sync`` (a whole sync cycle now;
+prints ``@sync online=<0|1> acked=<seq> ...``), ``stats`` (``@stats {json}``; ``stats
 reset`` zeroes the counters, ``stats probe`` collects garbage before each poll so the heap
 high-water is what a tap itself needs, ``stats cpu`` adds up the CPU time of polls and of the
 reader driver in them), ``quit``.
@@ -84,6 +85,9 @@ class TimedReader:
         self.cpu += self.clock() - t
 
 
+FIRMWARE_VERSION = "0.1.0"
+
+
 class Terminal:
     """The running POS terminal: board, stores, application and counters."""
 
@@ -106,6 +110,12 @@ class Terminal:
         self.app = Pos(purse, self.journal, self.blacklist, self.loads, self.params, board.display,
                        board.clock, cfg.terminal_id, cfg.journal_max)
         self.app.set_network_down_since(board.clock.now())  # down until the sync client says up
+        self.sync = None
+        if cfg.server_url:
+            from firmware.sync import Sync
+
+            self.sync = Sync.from_config(cfg, self.journal, self.blacklist, self.loads, self.params, board.clock,
+                                         FIRMWARE_VERSION)
         self.reader_ok = False
         self.poll_us = 0  # time spent serving polls (includes waiting for the reader)
         self.polls = 0
@@ -172,6 +182,8 @@ class Terminal:
                 self.journal.ack(int(rest))
             elif word == "stats":
                 self._stats(rest)
+            elif word == "sync":
+                self._sync_now()
             elif word:
                 out("@error unknown command %r" % word)
                 return True
@@ -179,6 +191,27 @@ class Terminal:
         except Exception as e:  # noqa: BLE001 - a bad service line must not stop the terminal
             out("@error %s: %s" % (word, e))
         return True
+
+    def sync_tick(self):
+        """Between taps: one request of the sync cycle, then tell the POS what it learnt."""
+        s = self.sync
+        if s is not None and s.tick(self.params.sync_interval_s):
+            self.app.set_network_down_since(s.network_down_since())
+            self.app.set_unauthorised_offline(s.unauthorised_offline())
+
+    def _sync_now(self):
+        """Service line ``sync``: a whole cycle at once; prints the outcome."""
+        s = self.sync
+        if s is None:
+            raise ValueError("no server_url configured")
+        s.force = True
+        self.sync_tick()
+        while s.busy():
+            self.sync_tick()
+        self.board.display.out("@sync online=%d acked=%d unacked=%d blacklist=%d error=%s" % (
+            s.online, self.journal.acked_seq(), self.journal.unacked_count(), self.blacklist.version,
+            s.last_error if not s.online or s.last_error else "-"))
+        s.last_error = ""
 
     def _blacklist(self, rest):
         action, uid_hex = rest.split()
@@ -246,6 +279,7 @@ class Terminal:
             app.retry_held()
             if ev is None:
                 self.poll()
+                self.sync_tick()
                 continue
             kind = ev[0]
             if kind == ui.EV_POLL:
