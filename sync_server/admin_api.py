@@ -39,6 +39,12 @@ bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 bp.before_request(auth.require_admin)
 
 
+@bp.before_request
+def _chain_state_on_disk() -> None:
+    """Admin views read ``card_chain``: write the cached chain states first."""
+    context.state().chains.flush(context.get_db())
+
+
 @bp.errorhandler(ServerError)
 def _server_error(e: ServerError) -> tuple[Response, int]:
     return jsonify(error=e.message), e.status

@@ -78,13 +78,19 @@ class CardState:
     """Chain state of one card (a row of ``card_chain``)."""
 
     __slots__ = ("uid", "card_id", "head", "head_balance", "top", "top_balance", "state", "since",
-                 "credit_since", "touched")
+                 "credit_since")
 
     def __init__(self, uid: bytes, row: list[Any]) -> None:
         self.uid = uid
         (self.card_id, self.head, self.head_balance, self.top, self.top_balance, self.state, self.since,
          self.credit_since) = row
-        self.touched = False
+
+    def copy(self) -> CardState:
+        other = CardState.__new__(CardState)
+        (other.uid, other.card_id, other.head, other.head_balance, other.top, other.top_balance, other.state,
+         other.since, other.credit_since) = (self.uid, self.card_id, self.head, self.head_balance, self.top,
+                                             self.top_balance, self.state, self.since, self.credit_since)
+        return other
 
     def update_row(self) -> tuple[Any, ...]:
         return (self.head, self.head_balance, self.top, self.top_balance, self.state, self.since,
@@ -141,7 +147,6 @@ def _judge_duplicate(card: CardState, ev: Event, others: list[Event], fx: Effect
 
 def check_card(card: CardState, new: list[Event], lookup: Lookup, now: int, fx: Effects) -> None:
     """Set the status of every event in ``new`` and advance ``card``; side effects go to ``fx``."""
-    card.touched = True
     new.sort(key=lambda e: (e.counter, e.seq))
     seen: dict[int, list[Event]] = {}
     fresh = []

@@ -11,6 +11,7 @@ import threading
 from flask import current_app
 
 from sync_server import store
+from sync_server.chaincache import ChainCache
 from sync_server.clock import SystemClock
 from sync_server.keys import KeyRing
 
@@ -22,6 +23,8 @@ class ServerState:
         self.pool = store.Pool(db_path)
         self.clock = clock
         self.keys = KeyRing.load(self.pool.get())
+        self.chains = ChainCache()
+        self.chains.recover(self.pool.get())
         self.last_sweep = 0
         self.sweep_lock = threading.Lock()
 

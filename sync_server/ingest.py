@@ -24,10 +24,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from protocol import records, uidlist
-from protocol.errors import ProtocolError
+from protocol import records
 from sync_server import cards, chain, store
 from sync_server import status as st
+from sync_server.chaincache import ChainCache
 from sync_server.keys import KeyRing
 from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
@@ -40,6 +40,8 @@ _PURCHASE, _LOAD, _REPAIR = records.PURCHASE, records.LOAD, records.TEARING_REPA
 _KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
 _ROLLED_BACK = records.FLAG_ROLLED_BACK
 _UNAUTHORISED = records.FLAG_UNAUTHORISED_OFFLINE
+_PAD = b"\x00\x00\x00"  # a 4-byte UID's key is the UID left-padded to 7 bytes (protocol.uidlist)
+_POSTED = frozenset(st.POSTED)
 
 
 def _link(raw: bytes) -> bytes:
@@ -133,30 +135,43 @@ def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[by
 
 
 def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: list[Any], now: int,
-           claim: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    """Store an upload; returns ``{"acked": seq, "rejected": [[seq, reason], ...]}``."""
+           claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None) -> dict[str, Any]:
+    """Store an upload; returns ``{"acked": seq, "rejected": [[seq, reason], ...]}``.
+
+    :param claim: called first inside the transaction (the request nonce is claimed there).
+    :param cache: the server's card chain cache (a throwaway one if None).
+    """
     tid = terminal["id"]
+    cache = cache or ChainCache(write_through=True)
     good, rejected = parse(items, tid, ring)
-    with store.transaction(db):
-        claim()
-        acked, acked_link, max_seq = rstore.terminal_chain(db, tid)
-        accepted = _terminal_chain(db, tid, good, acked, acked_link, max_seq, rejected)
-        acked, acked_link, max_seq = _advance(db, tid, accepted, acked, acked_link, max_seq, now)
-        fx, unknown = _cards(db, terminal, accepted, now)
-        anomalies = [(now, "rejected_record", tid, seq, None, reason) for seq, reason in rejected]
-        anomalies += [(now, kind, t or tid, s or None, uid, text) for kind, t, s, uid, text in fx.anomalies]
-        anomalies += [(now, "unknown_card", tid, seq, uid, f"card {cards.uid_hex(uid)} was never issued here; "
-                                                           "record stored, "
-                       "not posted") for uid, seq in unknown.items()]
-        rstore.add_anomalies(db, anomalies)
-        for uid in fx.resolved_holes:
-            rstore.resolve_anomalies(db, "chain_hole", now, uid=uid)
-            rstore.resolve_anomalies(db, "chain_quarantined", now, uid=uid)
-        for card_id, _uid, reason in fx.blacklist:
-            cards.block(db, card_id, reason, now)
-        rstore.set_terminal_chain(db, tid, acked, acked_link, max_seq, now)
-    with store.transaction(db):
-        rstore.catch_up_index(db)
+    installed = False
+    try:
+        with store.transaction(db):
+            claim()
+            acked, acked_link, max_seq = rstore.terminal_chain(db, tid)
+            accepted = _terminal_chain(db, tid, good, acked, acked_link, max_seq, rejected)
+            acked, acked_link, max_seq = _advance(db, tid, accepted, acked, acked_link, max_seq, now)
+            fx, unknown, states = _cards(db, terminal, accepted, now, cache)
+            anomalies = [(now, "rejected_record", tid, seq, None, reason) for seq, reason in rejected]
+            anomalies += [(now, kind, t or tid, s or None, uid, text) for kind, t, s, uid, text in fx.anomalies]
+            anomalies += [(now, "unknown_card", tid, seq, uid, f"card {cards.uid_hex(uid)} was never issued "
+                           "here; record stored, not posted") for uid, seq in unknown.items()]
+            rstore.add_anomalies(db, anomalies)
+            for uid in fx.resolved_holes:
+                rstore.resolve_anomalies(db, "chain_hole", now, uid=uid)
+                rstore.resolve_anomalies(db, "chain_quarantined", now, uid=uid)
+            for card_id, _uid, reason in fx.blacklist:
+                cards.block(db, card_id, reason, now)
+            rstore.set_terminal_chain(db, tid, acked, acked_link, max_seq, now)
+            cache.install(db, states)  # last: nothing but the commit can fail after it
+            installed = True
+    except BaseException:
+        if installed:  # the commit failed: the cache is ahead of the database
+            cache.reset(db)
+        raise
+    if rstore.index_lag(db) >= rstore.INDEX_CATCH_UP_ROWS:
+        with store.transaction(db):
+            rstore.catch_up_index(db)
     return {"acked": acked, "rejected": rejected}
 
 
@@ -251,70 +266,91 @@ def _update_gaps(db: store.Database, tid: int, acked: int, top: int, have: set[i
 
 
 def _cards(db: store.Database, terminal: dict[str, Any], accepted: dict[int, tuple[bytes, tuple[Any, ...]]],
-           now: int) -> tuple[chain.Effects, dict[bytes, int]]:
-    """Chain-check, post and store the accepted records; returns (effects, unknown uids)."""
+           now: int, cache: ChainCache) -> tuple[chain.Effects, dict[bytes, int], list[chain.CardState]]:
+    """Chain-check, post and store the accepted records; returns (effects, unknown uids, card states).
+
+    The common case - the record at counter head+1 starting from the head balance on a card
+    with no hole - is decided inline; everything else goes through ``chain.check_card``.
+    """
     tid = terminal["id"]
     fx = chain.Effects()
     unknown: dict[bytes, int] = {}
     if not accepted:
-        return fx, unknown
-    by_uid: dict[bytes, list[chain.Event]] = defaultdict(list)
-    uids: dict[int, bytes] = {}
+        return fx, unknown, []
+    items = []
+    money_uids = set()
+    for seq, (raw, f) in accepted.items():
+        uid = f[7] if f[3] == 7 else _PAD + f[7][:4]
+        money = f[1] == _PURCHASE or f[1] == _LOAD or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)
+        if money:
+            money_uids.add(uid)
+        items.append((seq, raw, f, uid, money))
+    states = cache.load(db, list(money_uids))
+    status: dict[int, int] = {}
+    slow: dict[bytes, list[chain.Event]] = {}
     events: dict[int, chain.Event] = {}
-    uid_key = uidlist.uid_key
-    for seq, (raw, f) in accepted.items():
-        try:
-            uid = uid_key(f[7][:f[3]])
-        except ProtocolError:
-            uid = bytes(f[7])
-        uids[seq] = uid
-        if f[1] in (_PURCHASE, _LOAD) or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK):
-            ev = events[seq] = chain.Event(f, raw, None, 0)
-            by_uid[uid].append(ev)
-    states = rstore.card_states(db, list(by_uid))
-    lookup = _StoreLookup(db)
-    touched: list[chain.CardState] = []
-    for uid, evs in by_uid.items():
-        row = states.get(uid)
-        if row is None:
-            for ev in evs:
-                ev.status = st.UNKNOWN_CARD
-            unknown[uid] = evs[0].seq
+    for seq, raw, f, uid, money in items:
+        if not money:
             continue
-        card = chain.CardState(uid, row)
-        chain.check_card(card, evs, lookup, now, fx)
-        touched.append(card)
-    card_ids = {c.uid: c.card_id for c in touched}
+        card = states.get(uid)
+        if card is None:
+            status[seq] = st.UNKNOWN_CARD
+            unknown.setdefault(uid, seq)
+        elif uid not in slow and card.top == card.head and f[9] == card.head + 1 and f[11] == card.head_balance:
+            after = f[12]
+            card.head = card.top = f[9]
+            card.head_balance = card.top_balance = after
+            if after < 0:
+                card.credit_since = card.credit_since or min(f[6], now)
+            elif card.credit_since is not None:
+                card.credit_since = None
+            status[seq] = st.LINKED
+        else:
+            ev = events[seq] = chain.Event(f, raw, None, 0)
+            slow.setdefault(uid, []).append(ev)
+    if slow:
+        lookup = _StoreLookup(db)
+        for uid, evs in slow.items():
+            chain.check_card(states[uid], evs, lookup, now, fx)
+        for seq, ev in events.items():
+            status[seq] = ev.status
     poster = _Poster(db, terminal, now)
-    posting = 0
+    poster.prefetch([states[uid].card_id for seq, raw, f, uid, money in items
+                     if money and f[1] != _PURCHASE and uid in states])
+    posting = lstore.new_posting(db, "upload", now, terminal_id=tid) if states else None
     rows = []
-    for seq, (raw, f) in accepted.items():
-        ev = events.get(seq)
-        status, purse, credit = st.NO_MONEY, 0, 0
-        if ev is not None:
-            status = ev.status
-            if status in st.POSTED:
-                before, after = ev.before, ev.after
-                purse = (after if after > 0 else 0) - (before if before > 0 else 0)
-                credit = (after if after < 0 else 0) - (before if before < 0 else 0)
-                poster.counterpart(ev, card_ids[uids[seq]], fx)
-                posting = posting or -1
-        rows.append([tid, seq, uids[seq], f[9], f[1], f[2], f[6], f[10], f[12], status,
-                     1 if f[2] & _UNAUTHORISED else 0, purse, credit, None, raw])
-    if posting:
-        posting = lstore.new_posting(db, "upload", now, terminal_id=tid)
-        for row in rows:
-            if row[11] or row[12]:
-                row[13] = posting
-        lstore.add_entries(db, posting, list(poster.lines.items()))
-    rstore.write_batch(db, rows, [c.update_row() for c in touched], fx.relinked,
-                       (tid, now, len(accepted), len(rows), 0))
+    payable, held = poster.own_accounts()
+    lines = poster.lines
+    posted = _POSTED
+    for seq, raw, f, uid, _money in items:
+        code = status.get(seq, st.NO_MONEY)
+        purse = credit = 0
+        flags = f[2]
+        if code in posted:
+            before, after = f[11], f[12]
+            purse = (after if after > 0 else 0) - (before if before > 0 else 0)  # = cards.split
+            credit = (after if after < 0 else 0) - (before if before < 0 else 0)
+            if f[1] == _PURCHASE:
+                if flags & _UNAUTHORISED:
+                    lines[held] += f[10]
+                else:
+                    lines[payable] += f[10]
+            else:
+                poster.counterpart(f, states[uid].card_id, fx)
+        rows.append((tid, seq, uid, f[9], f[1], flags, f[6], f[10], f[12], code, 1 if flags & _UNAUTHORISED else 0,
+                     purse, credit, posting if purse or credit else None, raw))
+    if posting is not None:
+        lstore.add_entries(db, posting, list(lines.items()))
+    rstore.write_batch(db, rows, fx.relinked, (tid, now, len(accepted), len(rows), 0))
     poster.finish()
-    return fx, unknown
+    return fx, unknown, list(states.values())
 
 
 class _Poster:
-    """The counterparts of the card lines of one upload: merchants, loads in transit, suspense."""
+    """The counterparts of the card lines of one upload: merchants, loads in transit, suspense.
+
+    Pending loads of the batch's cards are read in one query (``prefetch``), accounts once.
+    """
 
     def __init__(self, db: store.Database, terminal: dict[str, Any], now: int) -> None:
         self.db = db
@@ -322,9 +358,28 @@ class _Poster:
         self.tid = terminal["id"]
         self.lines: dict[int, int] = defaultdict(int)
         self.collected: list[tuple[int, int, int, int, int]] = []
-        self._taken: set[tuple[int, int]] = set()
+        self._loads: dict[tuple[int, int], tuple[int, str]] = {}
+        self._accounts: dict[str, int] = {}
         self._merchants: dict[int, tuple[int, int] | None] = {}
         self._merchant_of = {self.tid: terminal["merchant_id"]}
+
+    def prefetch(self, card_ids: list[int]) -> None:
+        """Read the pending loads of the cards that collected loads in this batch."""
+        if card_ids:
+            self._loads = cstore.pending_loads_of(self.db, card_ids)
+
+    def own_accounts(self) -> tuple[int, int]:
+        """(payable, held) accounts of the uploading terminal's merchant."""
+        accts = self._merchant_accounts(self.tid)
+        if accts is None:
+            raise RuntimeError(f"terminal {self.tid} has no merchant")
+        return accts
+
+    def _account(self, kind: str) -> int:
+        acct = self._accounts.get(kind)
+        if acct is None:
+            acct = self._accounts[kind] = lstore.account(self.db, kind)
+        return acct
 
     def _merchant_accounts(self, tid: int) -> tuple[int, int] | None:
         if tid not in self._merchant_of:
@@ -337,35 +392,35 @@ class _Poster:
             self._merchants[mid] = (m["payable_acct"], m["held_acct"]) if m else None
         return self._merchants[mid]
 
-    def counterpart(self, ev: chain.Event, card_id: int, fx: chain.Effects) -> None:
+    def counterpart(self, f: tuple[Any, ...], card_id: int, fx: chain.Effects) -> None:
+        """Post the other side of a load, a repair, or a purchase named by a repair."""
+        ev = chain.Event(f, b"", None, 0)
         delta = ev.after - ev.before
         if delta < 0:
             merchant_tid = ev.tid if ev.type == _PURCHASE else ev.aux
             accts = self._merchant_accounts(merchant_tid)
             if accts is None:
                 fx.anomalies.append(("suspense", ev.tid, ev.seq, None, f"debit of {-delta} names terminal "
-                                                                       f"{merchant_tid}, which is "
-                                     "not registered; posted to suspense"))
-                self.lines[lstore.account(self.db, "suspense")] -= delta
+                                     f"{merchant_tid}, which is not registered; posted to suspense"))
+                self.lines[self._account("suspense")] -= delta
                 return
             self.lines[accts[1] if ev.flags & _UNAUTHORISED else accts[0]] -= delta
             return
         load_seq = ev.aux if ev.type == _LOAD else ev.aux2
         if ev.type == _REPAIR and ev.aux != 0:
             load_seq = cstore.oldest_pending_load(self.db, card_id, ev.amount) or 0
-        found = cstore.loads_by_seq(self.db, [(card_id, load_seq)]).get((card_id, load_seq))
-        if (card_id, load_seq) in self._taken:
-            found = (found[0] if found else 0, "collected")
-        if found is not None and found[0] == ev.amount and found[1] == "pending":
-            self._taken.add((card_id, load_seq))
+        found = self._loads.pop((card_id, load_seq), None)
+        if found is not None and found[0] == ev.amount:
             self.collected.append((self.now, ev.tid, ev.seq, card_id, load_seq))
-            self.lines[lstore.account(self.db, "in_transit")] -= delta
+            self.lines[self._account("in_transit")] -= delta
             return
+        found = found or cstore.loads_by_seq(self.db, [(card_id, load_seq)]).get((card_id, load_seq))
+        if found is not None and (card_id, load_seq) in {(c[3], c[4]) for c in self.collected}:
+            found = (found[0], "collected")
         why = "no such load" if found is None else f"load {load_seq} is {found[1]} for {found[0]}"
-        fx.anomalies.append(("load_mismatch", ev.tid, ev.seq, None, f"card collected load {load_seq} of {ev.amount} "
-                                                                    "but the server "
-                             f"has {why}; posted to suspense"))
-        self.lines[lstore.account(self.db, "suspense")] -= delta
+        fx.anomalies.append(("load_mismatch", ev.tid, ev.seq, None, f"card collected load {load_seq} of "
+                             f"{ev.amount} but the server has {why}; posted to suspense"))
+        self.lines[self._account("suspense")] -= delta
 
     def finish(self) -> None:
         if self.collected:

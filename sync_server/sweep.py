@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocol import messages
-from sync_server import cards, params, store
+from sync_server import cards, chaincache, params, store
 from sync_server.store import cards as cstore
 from sync_server.store import records as rstore
 from sync_server.store import terminals as tstore
@@ -33,6 +33,7 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
         holders = tstore.holding_records(db)
         for c in cstore.stale_pending_chains(db, now - s["settle_time_s"]):
             cstore.set_chain_state(db, c["id"], "quarantined", now)
+            chaincache.bump_epoch(db)
             who = ", ".join("terminal {} ({})".format(h["id"], "{} unacked".format(h["unacked"]) if h["unacked"]
                                                   else "sequence gap") for h in holders) or "none"
             rstore.add_anomalies(db, [(now, "chain_quarantined", None, None, c["uid"],

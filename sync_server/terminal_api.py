@@ -60,6 +60,7 @@ def _maybe_sweep(db: store.Database) -> None:
         return
     try:
         st.last_sweep = now
+        st.chains.flush(db)
         sweep.run(db, now)
     except Exception:  # noqa: BLE001 - housekeeping must never fail a terminal's request
         current_app.logger.exception("sweep failed")
@@ -72,7 +73,7 @@ def upload() -> Response:
     req = auth.terminal_request("upload")
     db = context.get_db()
     ack = ingest.ingest(db, context.state().keys, req.terminal, req.msg["records"], context.now(),
-                        claim=lambda: auth.claim_nonce(db, req))
+                        claim=lambda: auth.claim_nonce(db, req), cache=context.state().chains)
     return _answer(req, "ack", ack)
 
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -73,6 +76,15 @@ def server(db_path: str, host: str, port: int, threads: int, test_clock: bool) -
     click.echo("campuscard sync server on {} (database {}{})".format(
         url, db_path, ", TEST CLOCK" if test_clock else ""))
     sys.stdout.flush()
+    state = app.extensions["campuscard"]
+
+    def stop(signum: int, frame: Any) -> None:
+        state.chains.flush(state.pool.get())  # cached chain states to disk before leaving
+        os._exit(0)
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # busy is normal, not news
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     waitress.serve(app, host=host, port=port, threads=threads, ident="campuscard",
                    max_request_body_size=MAX_REQUEST_BYTES + 1024, _quiet=True)
 

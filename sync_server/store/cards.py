@@ -149,6 +149,18 @@ def loads_by_seq(db: Database, pairs: list[tuple[int, int]]) -> dict[tuple[int, 
     return out
 
 
+def pending_loads_of(db: Database, card_ids: list[int]) -> dict[tuple[int, int], tuple[int, str]]:
+    """(card id, seq) -> (amount, 'pending') of the uncollected loads of ``card_ids``."""
+    out: dict[tuple[int, int], tuple[int, str]] = {}
+    for i in range(0, len(card_ids), 900):
+        part = card_ids[i:i + 900]
+        sql = "SELECT card_id, seq, amount FROM loads WHERE status = 'pending' AND card_id IN ({})".format(
+            ",".join("?" * len(part)))
+        for card_id, seq, amount in db.execute(sql, part):
+            out[(card_id, seq)] = (amount, "pending")
+    return out
+
+
 def oldest_pending_load(db: Database, card_id: int, amount: int) -> int | None:
     row = db.execute("SELECT seq FROM loads WHERE card_id = ? AND status = 'pending' AND amount = ? "
                      "ORDER BY seq LIMIT 1", [card_id, amount]).fetchone()

@@ -90,6 +90,11 @@ def _watermark(db: Database) -> int:
     return 0 if row is None else row[0]
 
 
+def index_lag(db: Database) -> int:
+    """Records not yet in ``card_index``."""
+    return max_rid(db) - _watermark(db)
+
+
 def catch_up_index(db: Database, min_rows: int = INDEX_CATCH_UP_ROWS) -> int:
     """Index the record tail if it holds at least ``min_rows`` rows; returns rows indexed."""
     mark = _watermark(db)
@@ -102,16 +107,37 @@ def catch_up_index(db: Database, min_rows: int = INDEX_CATCH_UP_ROWS) -> int:
     return cur.rowcount
 
 
-def write_batch(db: Database, rows: list[tuple[Any, ...]], chain_updates: list[tuple[Any, ...]],
-                status_updates: list[tuple[int, int]], batch: tuple[int, int, int, int, int]) -> None:
-    """Store one upload: the batch row, the record rows, chain state and re-linked records."""
+def write_batch(db: Database, rows: list[tuple[Any, ...]], status_updates: list[tuple[int, int]],
+                batch: tuple[int, int, int, int, int]) -> None:
+    """Store one upload: the batch row, the record rows and re-linked records."""
     db.execute("INSERT INTO batches (terminal_id, received, count, stored, rejected) VALUES (?, ?, ?, ?, ?)", batch)
-    conn = db.conn
-    conn.executemany(_INSERT_RECORD, rows)
-    if chain_updates:
-        conn.executemany(_UPDATE_CHAIN, chain_updates)
+    insert_records(db, rows)
     if status_updates:
-        conn.executemany("UPDATE records SET status = ? WHERE rid = ?", status_updates)
+        db.conn.executemany("UPDATE records SET status = ? WHERE rid = ?", status_updates)
+
+
+def update_chains(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    """rows: (head, head balance, top, top balance, state, since, credit since, card id)."""
+    if rows:
+        db.conn.executemany(_UPDATE_CHAIN, rows)
+
+
+def max_rid(db: Database) -> int:
+    return db.execute("SELECT COALESCE(MAX(rid), 0) FROM records").fetchone()[0]
+
+
+def records_after(db: Database, rid: int) -> dict[bytes, int]:
+    """uid -> number of records stored after record ``rid``."""
+    return dict(db.execute("SELECT uid, COUNT(*) FROM records WHERE rid > ? GROUP BY uid", [rid]).fetchall())
+
+
+def insert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    """Just the record rows (no batch, ledger or chain): the raw rate the benchmark compares with."""
+    db.conn.executemany(_INSERT_RECORD, rows)
+
+
+def status_counts(db: Database) -> dict[int, int]:
+    return dict(db.execute("SELECT status, COUNT(*) FROM records GROUP BY status").fetchall())
 
 
 def record_rows(db: Database, tid: int, seqs: list[int]) -> list[dict[str, Any]]:
