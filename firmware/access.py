@@ -246,10 +246,14 @@ class AccessLists:
         self._restarts = 0
 
     def _abort(self):
-        if self._writer is not None:
-            self._writer.abort()
+        w = self._writer
         self._writer = None
         self._offset = 0
+        if w is not None:
+            try:
+                w.abort()
+            except OSError:
+                pass  # flash failing: the leftover .tmp file goes when the list is next opened
 
     def _next(self):
         self._want_full = False

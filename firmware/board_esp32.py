@@ -9,6 +9,9 @@ display     a serial text screen taking UTF-8 lines on UART ``hw.display_uart`` 
             ``hw.display_tx``/``hw.display_rx``); without one, lines go to the REPL console
 keypad      4x4 matrix: rows ``hw.rows`` (outputs), columns ``hw.cols`` (inputs, pull-up);
             digits, ``#`` enter, ``*`` clear, A confirm, B balance, C cancel, D change PIN
+relay       role "door": the lock relay on pin ``hw.relay_pin`` (default 4), active level
+            ``hw.relay_active`` (default 1); the fail mode (config.json ``door_fail_mode``) is
+            the lock's wiring: a fail-safe lock opens without power whatever the pin says
 clock       the RTC (UTC), set by the sync client from the server's time
 flash       the littlefs filesystem MicroPython mounts at / (root "")
 network     WLAN station ``hw.ssid``, password ``wifi_password`` from secrets.json
@@ -25,7 +28,7 @@ Usage (``/main.py`` on the board)::
 
 import json
 import time
-from time import sleep_ms, ticks_diff, ticks_ms  # type: ignore[attr-defined]
+from time import sleep_ms, ticks_add, ticks_diff, ticks_ms  # type: ignore[attr-defined]
 
 import machine
 import network
@@ -116,6 +119,40 @@ class Keypad(ui.Keypad):
         return (ui.EV_PIN_CHANGE, None)
 
 
+class Relay:
+    """The door lock relay on a GPIO; a pulse ends by deadline in ``update`` (never blocks)."""
+
+    def __init__(self, pin, active=1):
+        self._active = 1 if active else 0
+        self._pin = machine.Pin(pin, machine.Pin.OUT, value=1 - self._active)
+        self.fail_mode = "safe"
+        self.powered = True
+        self._pulsing = False
+        self._deadline = 0
+
+    def pulse(self, ms):
+        self._deadline = ticks_add(ticks_ms(), ms)
+        self._pulsing = True
+        self._pin.value(self._active)
+
+    def remaining_ms(self):
+        if not self._pulsing:
+            return -1
+        return max(0, ticks_diff(self._deadline, ticks_ms()))
+
+    def update(self):
+        if self._pulsing and self.remaining_ms() == 0:
+            self._pulsing = False
+            self._pin.value(1 - self._active)
+
+    def set_power(self, on):
+        """Mains sensed lost or back; the lock itself reacts as it is built to."""
+        self.powered = on
+
+    def is_open(self):
+        return self._pulsing or (not self.powered and self.fail_mode == "safe")
+
+
 class Clock:
     """UTC seconds from the RTC (MicroPython on the ESP32 may count from 2000)."""
 
@@ -173,7 +210,7 @@ class Board:
             self.display = Display()
         self.keypad = Keypad(hw.get("rows", (13, 12, 14, 27)), hw.get("cols", (26, 25, 33, 32)))
         self.clock = Clock()
-        self.relay = None
+        self.relay = Relay(hw.get("relay_pin", 4), hw.get("relay_active", 1)) if cfg.role == "door" else None
         self.network = Network(hw.get("ssid", ""), _wifi_password(workspace))
         self.poll_ms = hw.get("poll_ms", 100)
         self.reader = self._reader(hw)

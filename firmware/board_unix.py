@@ -10,7 +10,10 @@ display     one line on stdout per change: ``DISPLAY <Chinese> | <English>``
 keypad      lines on stdin, or on a unix socket ``hw.keypad`` (the display then writes there too);
             see :func:`parse` for the line protocol; ``@ready`` is printed when the firmware
             waits for the next line
-relay       none yet (door terminals come later)
+relay       role "door": the lock relay, one line on the console per change: ``RELAY open <ms>``
+            (a grant releases the lock), ``RELAY closed`` (locked again), and with the power
+            off (``power off`` service line) ``RELAY open power-lost`` for a fail-safe lock
+            (released without power) or ``RELAY closed power-lost`` for a fail-secure one
 clock       ``time.time()`` plus an offset kept in ``<workspace>/clock_offset``
 flash       ``hw.flash`` "dir": the directory ``<workspace>/flash`` (VfsPosix); "lfs": a littlefs
             image ``<workspace>/flash.img`` (``hw.flash_blocks`` x 4096 bytes) mounted at /flash
@@ -162,6 +165,51 @@ class Keypad(ui.Keypad):
         return ev if ev is not None else (ui.EV_SERVICE, ("", ""))
 
 
+class Relay:
+    """The door lock relay, simulated: prints what the lock does (see the module table).
+
+    ``fail_mode`` "safe" (magnetic lock: open without power) or "secure" (stays locked; the
+    terminal runs on battery); the door terminal sets it from config.json.
+    """
+
+    def __init__(self, io):
+        self._io = io
+        self.fail_mode = "safe"
+        self.powered = True
+        self._pulsing = False
+        self._deadline = 0
+
+    def pulse(self, ms):
+        """Release the lock for ``ms`` milliseconds (the loop calls ``update`` to end it)."""
+        self._deadline = time.ticks_add(time.ticks_ms(), ms)  # type: ignore[attr-defined]
+        self._pulsing = True
+        self._io.write_line("RELAY open %d" % ms)
+
+    def remaining_ms(self):
+        """Milliseconds until the pulse ends, -1 when none runs."""
+        if not self._pulsing:
+            return -1
+        return max(0, time.ticks_diff(self._deadline, time.ticks_ms()))  # type: ignore[attr-defined]
+
+    def update(self):
+        """End the pulse once its time is up."""
+        if self._pulsing and self.remaining_ms() == 0:
+            self._pulsing = False
+            self._report()
+
+    def set_power(self, on):
+        self.powered = on
+        self._report()
+
+    def is_open(self):
+        """True while the door can be opened: a pulse runs, or a fail-safe lock has no power."""
+        return self._pulsing or (not self.powered and self.fail_mode == "safe")
+
+    def _report(self):
+        line = "RELAY open" if self.is_open() else "RELAY closed"
+        self._io.write_line(line if self.powered else line + " power-lost")
+
+
 class Clock:
     """UTC seconds: the host clock plus an offset the server (or the console) sets."""
 
@@ -205,7 +253,7 @@ class Board:
         self.display = Display(self.io)
         self.keypad = Keypad(self.io)
         self.clock = Clock(workspace + "/clock_offset")
-        self.relay = None
+        self.relay = Relay(self.io) if cfg.role == "door" else None
         self.root = self._flash(hw)
         self.reader = self._reader(hw)
         self.poll_ms = hw.get("poll_ms", 0)

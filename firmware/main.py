@@ -13,7 +13,8 @@ library functions): ``time <utc>|+<s>|-<s>``, ``param <name> <int>``, ``net up``
 prints ``@sync online=<0|1> acked=<seq> ...``), ``stats`` (``@stats {json}``; ``stats
 reset`` zeroes the counters, ``stats probe`` collects garbage before each poll so the heap
 high-water is what a tap itself needs, ``stats cpu`` adds up the CPU time of polls and of the
-reader driver in them), ``quit``.
+reader driver in them), ``quit``. Role "door" runs ``firmware.door_terminal`` (its own
+service lines are listed there).
 """
 
 import binascii
@@ -318,6 +319,12 @@ def preload(cfg):
     import firmware.blacklist  # noqa: F401
     import firmware.journal  # noqa: F401
     import firmware.params  # noqa: F401
+    if cfg.role == "door":
+        import firmware.door_terminal  # noqa: F401 - with firmware.door, access, card_id
+
+        if cfg.server_url:
+            import firmware.sync  # noqa: F401
+        return board_mod
     import firmware.pending_loads  # noqa: F401
     import firmware.pos  # noqa: F401
     import firmware.purse  # noqa: F401
@@ -344,8 +351,12 @@ def main(workspace=None):
     gc.collect()
     code = gc.mem_alloc() if micropython is not None else 0  # type: ignore[attr-defined]
     board = board_mod.Board(cfg, workspace)
-    if cfg.role != "pos":
-        board.display.out("@error role %r: this firmware runs POS terminals (door: a later issue)" % cfg.role)
+    if cfg.role == "door":
+        from firmware import door_terminal
+
+        mode = door_terminal.fail_mode(workspace + "/config.json")
+        gc.collect()
+        door_terminal.DoorTerminal(board, cfg, code, mode).run()
         return
     gc.collect()
     Terminal(board, cfg, code).run()

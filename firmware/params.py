@@ -25,6 +25,10 @@ mealN_start, mealN_end      see below  meal periods 1..4 (06:00-09:30, 10:30-13:
 tz_offset_s                 28800    local time offset (Asia/Shanghai)
 offline_allowed             0        1: the server allows deliberate offline operation (sync client)
 sync_interval_s             10       seconds between sync cycles (sync client)
+door_curfew_start           0        door curfew from this local minute (only list-1 cards)
+door_curfew_end             0        ... to this local minute (exclusive); equal: no curfew;
+                                     start > end wraps midnight (1410, 360: 23:30-06:00)
+door_pulse_ms               3000     how long a grant releases the door lock
 ==========================  =======  ==================================================
 
 Usage::
@@ -43,6 +47,7 @@ NAMES = (
     "credit_auto_after_s", "offline_cap", "blacklist_max_age_s", "offline_ceiling", "double_tap_gap_s",
     "accepted_types", "meal1_start", "meal1_end", "meal2_start", "meal2_end", "meal3_start", "meal3_end",
     "meal4_start", "meal4_end", "tz_offset_s", "offline_allowed", "sync_interval_s",
+    "door_curfew_start", "door_curfew_end", "door_pulse_ms",
 )
 # Inclusive ranges per name, same order: a value outside is refused.
 _MAX_MONEY = 10000000  # 100,000.00 yuan
@@ -51,6 +56,7 @@ _RANGES = (
     (0, 864000), (0, _MAX_MONEY), (60, 31536000), (0, _MAX_MONEY), (0, 3600),
     (0, 0b11110), (0, 1440), (0, 1440), (0, 1440), (0, 1440), (0, 1440), (0, 1440),
     (0, 1440), (0, 1440), (-50400, 50400), (0, 1), (1, 86400),
+    (0, 1440), (0, 1440), (100, 60000),
 )
 FILE_NAME = "params.json"
 
@@ -88,6 +94,9 @@ class Params:
         self.tz_offset_s = 28800
         self.offline_allowed = 0
         self.sync_interval_s = 10
+        self.door_curfew_start = 0
+        self.door_curfew_end = 0
+        self.door_pulse_ms = 3000
         self.meal_periods = ()  # type: tuple
         self._periods()
         if root is not None:

@@ -1,4 +1,4 @@
-"""Display texts of the POS terminal: Chinese for the device, English for the simulator console.
+"""Display texts of the POS and door terminals: Chinese for the device, English for the simulator console.
 
 The application names a text by its number (``T_*``); the board's display shows the Chinese
 one, and the unix board prints both so a cashier at the simulator console (and a test) can
@@ -65,10 +65,19 @@ T_CREDIT = const(42)
 T_AMOUNT = const(43)
 T_NOT_WHILE_PENDING = const(44)
 T_CARD_ERROR = const(45)
+# Door terminal
+T_DOOR_READY = const(46)
+T_DOOR_OPEN = const(47)
+T_DOOR_NOT_ALLOWED = const(48)
+T_DOOR_CURFEW = const(49)
+T_POWER_LOST_OPEN = const(50)
+T_POWER_LOST_BATTERY = const(51)
+T_POWER_RESTORED = const(52)
+T_LOG_FULL_CLOSED = const(53)
 
 # One constant per language (the literals below are joined at compile time), texts separated
 # by "\n" and numbered from 0 (empty), kept as UTF-8 bytes with the offset of each text: one
-# heap object instead of a tuple of 46 strings (a third of the heap), and a lookup that
+# heap object instead of a tuple of 54 strings (a third of the heap), and a lookup that
 # neither scans nor counts characters (str indexing is by character on MicroPython).
 _ZH = (
     "\n欢迎使用 请输入金额"  # 1
@@ -116,6 +125,14 @@ _ZH = (
     "\n金额 %s元"  # 43
     "\n交易未完成 不能进行此操作"  # 44
     "\n读卡失败 请重新刷卡"  # 45
+    "\n请刷卡开门"  # 46
+    "\n门已开 请进"  # 47
+    "\n无权进入此门"  # 48
+    "\n门禁时段 暂停通行"  # 49
+    "\n停电 门锁已释放"  # 50
+    "\n停电 电池供电 请刷卡开门"  # 51
+    "\n电源已恢复"  # 52
+    "\n记录已满 门禁暂停 请联网同步"  # 53
 ).encode()
 
 _EN = (
@@ -164,9 +181,17 @@ _EN = (
     "\nAmount %s"  # 43
     "\nSale not finished: not now"  # 44
     "\nCard read failed: tap again"  # 45
+    "\nTap card to open"  # 46
+    "\nDoor open: come in"  # 47
+    "\nNo access to this door"  # 48
+    "\nCurfew: no entry now"  # 49
+    "\nPower lost: lock released (fail-safe)"  # 50
+    "\nPower lost: on battery, tap card to open"  # 51
+    "\nPower restored"  # 52
+    "\nLog full: door closed until it syncs"  # 53
 ).encode()
 
-COUNT = const(46)
+COUNT = const(54)
 
 
 def yuan(cents):
