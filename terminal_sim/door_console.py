@@ -43,7 +43,7 @@ LISTS = ("allow", "anytime")
 REASONS = ("granted", "not on this door's lists", "curfew", "blacklisted", "expired", "not yet valid",
            "identity MAC fails", "not a campus card")
 _SHARED = ("tap", "place", "remove", "cards", "new", "blacklist", "quit")
-_PASSTHROUGH = ("param", "net", "poll", "stats", "ack", "power", "relay")
+_PASSTHROUGH = ("param", "net", "poll", "stats", "ack", "power", "relay", "sync")
 FIRST_GRANTS = (("alice", 0), ("dave", 0), ("bob", 1))
 
 

@@ -63,11 +63,12 @@ def ensure_secrets(workspace: Path) -> dict[str, str]:
 
 def write_config(workspace: Path, reader: str, reader_path: str, terminal_id: int = 1001,
                  merchant_id: int = 7, journal_max: int = 30000, flash: str = "dir", poll_ms: int = 0,
-                 role: str = "pos", door_fail_mode: str = "safe") -> None:
+                 role: str = "pos", door_fail_mode: str = "safe",
+                 server_url: str = "http://127.0.0.1:8080") -> None:
     """Write the workspace's config.json for the unix board (``door_fail_mode``: role door only)."""
     doc: dict[str, Any] = {
         "terminal_id": terminal_id, "merchant_id": merchant_id, "role": role,
-        "server_url": "http://127.0.0.1:8080", "board": "unix", "journal_max_records": journal_max,
+        "server_url": server_url, "board": "unix", "journal_max_records": journal_max,
         "hw": {"reader": reader, "reader_path": reader_path, "flash": flash, "poll_ms": poll_ms}}
     if role == "door":
         doc["door_fail_mode"] = door_fail_mode
