@@ -77,8 +77,6 @@ DENY_EXPIRED = const(4)
 DENY_NOT_YET_VALID = const(5)
 DENY_IDENTITY_MAC = const(6)
 DENY_NOT_CAMPUS = const(7)
-REASON_NAMES = ("granted", "not-listed", "curfew", "blacklisted", "expired", "not-yet-valid",
-                "identity-mac", "not-campus-card")
 
 LIST_ALLOW = const(0)
 LIST_ANYTIME = const(1)

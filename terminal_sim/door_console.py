@@ -17,6 +17,7 @@ Commands::
     time HH:MM | time +SECONDS | time UTC   the clock (HH:MM: today, local time)
     param NAME VALUE                     e.g. param door_curfew_start 1410 (23:30)
     net up | net down [SINCE]            records made while down carry the offline flag
+    sync                                 one sync cycle with the server (config server_url)
     cards | new NAME [TYPE] | journal | stats | help | quit
 
 Usage::

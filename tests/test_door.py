@@ -278,3 +278,12 @@ def test_sim_door_command_runs_a_door(tmp_path: Path) -> None:
     journal = [x.split("#", 1)[1] for x in out.splitlines() if " door-" in x]  # "door> " prompts included
     assert [x.split()[1] for x in journal] == ["door-granted", "door-denied", "door-denied", "door-granted"]
     assert all(x.endswith("signed") for x in journal) and "curfew" in journal[2]
+
+
+def test_sim_door_with_the_mfrc522_reader(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tools", "sim", "door", "--workspace", str(tmp_path),
+                           "--reader", "mfrc522"], input="tap bob\ntap erin\nquit\n", capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "[ 门已开 请进 | Door open: come in ]\n  RELAY open 3000" in proc.stdout  # a 7-byte UID
+    assert "[ 此卡已过期 | Card expired ]" in proc.stdout
