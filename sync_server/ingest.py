@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
+from hmac import compare_digest
 from typing import Any
 
 from protocol import records
@@ -40,6 +41,7 @@ _PURCHASE, _LOAD, _REPAIR = records.PURCHASE, records.LOAD, records.TEARING_REPA
 _KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
 _ROLLED_BACK = records.FLAG_ROLLED_BACK
 _UNAUTHORISED = records.FLAG_UNAUTHORISED_OFFLINE
+_VERSION = records.VERSION
 _PAD = b"\x00\x00\x00"  # a 4-byte UID's key is the UID left-padded to 7 bytes (protocol.uidlist)
 _POSTED = frozenset(st.POSTED)
 
@@ -98,7 +100,8 @@ class _StoreLookup:
 def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[bytes, tuple[Any, ...]]],
                                                                 list[list[Any]]]:
     """Check each item on its own: (seq -> (raw, fields) of good records, [[seq, reason]])."""
-    verify = ring.verifier(tid).ok
+    verifier = ring.verifier(tid)
+    inner, outer, mac_at, mac_size = verifier.inner, verifier.outer, _SIZE - records.MAC_SIZE, records.MAC_SIZE
     good: dict[int, tuple[bytes, tuple[Any, ...]]] = {}
     rejected: list[list[Any]] = []
     for i, raw in enumerate(items):
@@ -106,15 +109,22 @@ def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[by
             what = f"{len(raw)} bytes" if isinstance(raw, bytes) else type(raw).__name__
             rejected.append([_seq_of(raw), f"item {i} is not a {_SIZE}-byte record (got {what})"])
             continue
-        if not verify(raw):
+        h = inner.copy()  # HMAC-SHA256 with the pads precomputed (keys.RecordVerifier.ok, inlined)
+        h.update(raw[:mac_at])
+        o = outer.copy()
+        o.update(h.digest())
+        if not compare_digest(o.digest()[:mac_size], raw[mac_at:]):
             rejected.append([_seq_of(raw), f"record MAC does not match terminal {tid}'s key (tampered, or signed "
                                            "by another terminal)"])
             continue
         f = _UNPACK(raw)
         seq = f[5]
-        reason = None
-        if f[0] != records.VERSION:
-            reason = f"record version {f[0]}, expected {records.VERSION}"
+        if (f[1] == _PURCHASE and f[0] == _VERSION and f[4] == tid and seq and f[3] == 4 and f[10] > 0
+                and f[11] - f[10] == f[12] and f[9] > 0 and seq not in good):
+            good[seq] = (raw, f)  # the common case: a well-formed purchase on a 4-byte UID
+            continue
+        if f[0] != _VERSION:
+            reason = f"record version {f[0]}, expected {_VERSION}"
         elif f[4] != tid:
             reason = f"record names terminal {f[4]} but terminal {tid} uploaded it"
         elif seq == 0:
@@ -123,6 +133,8 @@ def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[by
             reason = f"unknown record type {f[1]}"
         elif f[3] != 4 and f[3] != 7:
             reason = f"record UID length {f[3]}, expected 4 or 7"
+        elif f[3] == 7 and f[7][0] == 0:
+            reason = "7-byte card UID may not start with 0x00"
         else:
             reason = _consistent(f)
         if reason is None and seq in good and good[seq][0] != raw:
@@ -183,6 +195,10 @@ def _terminal_chain(db: store.Database, tid: int, good: dict[int, tuple[bytes, t
         return {}
     seqs = sorted(good)
     lo, hi = seqs[0], seqs[-1]
+    if lo == acked + 1 and acked == max_seq and hi - lo + 1 == len(seqs):
+        fast = _contiguous_tail(good, seqs, acked_link if acked else records.GENESIS_LINK)
+        if fast is not None:
+            return fast
     stored: dict[int, bytes] = {}
     if lo - 1 <= max_seq and not (lo - 1 == acked == max_seq):
         stored = rstore.stored_raw(db, tid, lo - 1, hi + 1)
@@ -218,6 +234,22 @@ def _terminal_chain(db: store.Database, tid: int, good: dict[int, tuple[bytes, t
                 rejected.append([seq, f"stored record #{seq + 1} does not chain to this record #{seq}"])
                 continue
         accepted[seq] = (raw, f)
+    return accepted
+
+
+def _contiguous_tail(good: dict[int, tuple[bytes, tuple[Any, ...]]], seqs: list[int], link: bytes | None
+                     ) -> dict[int, tuple[bytes, tuple[Any, ...]]] | None:
+    """The usual upload: the records right after the last one stored, without gaps, each
+    carrying its predecessor's link. None if one does not (the general path explains it)."""
+    accepted = {}
+    sha256 = hashlib.sha256
+    size = records.LINK_SIZE
+    for seq in seqs:
+        raw, f = good[seq]
+        if f[14] != link:
+            return None
+        accepted[seq] = (raw, f)
+        link = sha256(raw).digest()[:size]
     return accepted
 
 

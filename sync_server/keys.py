@@ -48,19 +48,19 @@ def admin_token(db: store.Database) -> str:
 class RecordVerifier:
     """HMAC-SHA256 over record bytes 0-55 with the pads of one key precomputed."""
 
-    __slots__ = ("key", "_inner", "_outer")
+    __slots__ = ("key", "inner", "outer")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
-        block = key.ljust(64, b"\x00")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        block = (key if len(key) <= 64 else hashlib.sha256(key).digest()).ljust(64, b"\x00")  # RFC 2104
+        self.inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self.outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def ok(self, rec: bytes) -> bool:
         """True if the 8-byte MAC at the end of ``rec`` matches (constant-time compare)."""
-        inner = self._inner.copy()
+        inner = self.inner.copy()
         inner.update(rec[:_MAC_AT])
-        outer = self._outer.copy()
+        outer = self.outer.copy()
         outer.update(inner.digest())
         return hmac.compare_digest(outer.digest()[:records.MAC_SIZE], rec[_MAC_AT:])
 

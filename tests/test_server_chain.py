@@ -139,3 +139,17 @@ def test_record_layout_matches_protocol_decode() -> None:
     assert (e.type, e.flags, e.tid, e.seq, e.time, e.counter, e.amount, e.before, e.after, e.aux, e.aux2) == (
         r.type, r.flags, r.terminal_id, r.seq, r.time, r.counter, r.amount, r.balance_before, r.balance_after,
         r.aux, r.aux2)
+
+
+def test_server_mac_check_agrees_with_protocol() -> None:
+    import os
+
+    from sync_server.keys import RecordVerifier
+
+    key = os.urandom(32)
+    good = records.build(key, records.GENESIS_LINK, records.PURCHASE, 0, 5, 1, T0, UID, 1, 10, 100, 90)
+    bad = bytearray(good)
+    bad[30] ^= 1
+    for rec in (good, bytes(bad)):
+        assert RecordVerifier(key).ok(rec) == records.verify(rec, key)
+    assert RecordVerifier(key).ok(good) and not RecordVerifier(key).ok(bytes(bad))
