@@ -18,7 +18,8 @@ secrets.json (hex)::
 ``journal_max_records`` (default 30000) caps the unacknowledged records the journal keeps;
 ``upload`` (default true) false keeps the terminal offline by hand (its records are then
 flagged "unauthorised offline" while the server is reachable); ``sync_timeout_s`` (default 3)
-bounds every sync request, and so how long a sale can wait for one.
+bounds every sync request, and so how long a sale can wait for one; doors: ``door_fail_mode``
+"safe" (default) or "secure".
 
 Usage::
 
@@ -31,6 +32,8 @@ import binascii
 import json
 
 ROLES = ("pos", "door")
+# Doors: "safe" = magnetic lock, opens on power loss; "secure" = battery lock, stays locked.
+FAIL_MODES = ("safe", "secure")
 
 
 class ConfigError(ValueError):
@@ -99,6 +102,9 @@ class Config:
         self.sync_timeout_s = doc.get("sync_timeout_s", 3)
         if not isinstance(self.sync_timeout_s, int) or not 1 <= self.sync_timeout_s <= 60:
             raise ConfigError("%s: sync_timeout_s must be an integer 1..60" % path)
+        self.door_fail_mode = doc.get("door_fail_mode", FAIL_MODES[0])
+        if self.door_fail_mode not in FAIL_MODES:
+            raise ConfigError("%s: door_fail_mode must be 'safe' or 'secure', got %r" % (path, self.door_fail_mode))
         self.terminal_key = _key(secrets, secrets_path, "terminal_key", 16)
         self.card_master = _key(secrets, secrets_path, "card_master", 16)
         self.issuer_master = _key(secrets, secrets_path, "issuer_master", 16)

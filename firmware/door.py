@@ -55,7 +55,6 @@ except ImportError:
 
 FAIL_SAFE = "safe"  # magnetic lock: released (door open) without power
 FAIL_SECURE = "secure"  # battery lock: stays locked without mains, works on battery with cards
-FAIL_MODES = (FAIL_SAFE, FAIL_SECURE)
 
 _CLOCK_MIN = const(946684800)  # 2000-01-01: below this the clock was never set
 # Display text per decision code (firmware.access): granted, not listed, curfew, blacklisted,

@@ -21,7 +21,7 @@ Service lines (technician / simulator), besides the POS terminal's ``time``, ``p
 
 Usage::
 
-    DoorTerminal(board, cfg, code_heap, fail_mode("/config.json")).run()
+    DoorTerminal(board, cfg, code_heap, cfg.door_fail_mode).run()
 """
 
 import binascii
@@ -29,26 +29,12 @@ import gc
 import json
 
 from firmware import texts, ui
-from firmware.config import ConfigError
-from firmware.door import FAIL_MODES
 from firmware.main import FIRMWARE_VERSION, Terminal
 
 try:
     import micropython
 except ImportError:
     micropython = None  # type: ignore[assignment]
-
-
-def fail_mode(config_path):
-    """The door's lock kind from config.json ``door_fail_mode`` ("safe" when absent).
-
-    :raises ConfigError: an unknown value.
-    """
-    with open(config_path) as f:
-        mode = json.load(f).get("door_fail_mode", FAIL_MODES[0])
-    if mode not in FAIL_MODES:
-        raise ConfigError("%s: door_fail_mode must be 'safe' or 'secure', got %r" % (config_path, mode))
-    return mode
 
 
 def _list_index(name):

@@ -319,11 +319,11 @@ def preload(cfg):
     import firmware.blacklist  # noqa: F401
     import firmware.journal  # noqa: F401
     import firmware.params  # noqa: F401
+    if cfg.server_url:
+        import firmware.sync  # noqa: F401 - with firmware.http_client
     if cfg.role == "door":
         import firmware.door_terminal  # noqa: F401 - with firmware.door, access, card_id
 
-        if cfg.server_url:
-            import firmware.sync  # noqa: F401
         return board_mod
     import firmware.pending_loads  # noqa: F401
     import firmware.pos  # noqa: F401
@@ -350,11 +350,15 @@ def main(workspace=None):
     board_mod = preload(cfg)
     gc.collect()
     code = gc.mem_alloc() if micropython is not None else 0  # type: ignore[attr-defined]
+    if cfg.server_url:
+        from firmware import sync
+
+        sync.reserve()  # data, not code: after the code was measured
     board = board_mod.Board(cfg, workspace)
     if cfg.role == "door":
         from firmware import door_terminal
 
-        mode = door_terminal.fail_mode(workspace + "/config.json")
+        mode = cfg.door_fail_mode
         gc.collect()
         door_terminal.DoorTerminal(board, cfg, code, mode).run()
         return

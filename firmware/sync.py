@@ -35,7 +35,7 @@ except ImportError:
 
 _API = "/api/v1/terminal/"
 _CHUNK = const(8)  # records read from flash at a time
-_RESP_SIZE = const(6144)  # biggest answer: a blacklist page of 800 UIDs, a loads page
+_RESP_SIZE = const(8192)  # biggest answer: a blacklist delta of 1,000 changes, a page of 1,000 UIDs
 _REC = const(64)
 MAX_DRIFT_S = const(5)  # the clock is set from the server when it is further off than this
 
@@ -46,6 +46,15 @@ STEP_LOADS = const(3)
 STEP_PARAMS = const(4)
 STEP_ACCESS = const(5)
 STEP_DONE = const(6)
+
+
+_reserved = [None]
+
+
+def reserve():
+    """Allocate the answer buffer now, at boot before the heap fragments (8 KB in one piece)."""
+    if _reserved[0] is None:
+        _reserved[0] = bytearray(_RESP_SIZE)
 
 
 class SyncError(Exception):
@@ -74,7 +83,8 @@ class Sync:
         self.clock_drift = 0
         self.last_error = ""
         self.rejected = 0
-        self._resp = bytearray(_RESP_SIZE)
+        reserve()
+        self._resp = _reserved[0]
         self._chunk = bytearray(_CHUNK * _REC)
         self._step = STEP_DONE
         self._bl_offset = 0

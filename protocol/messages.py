@@ -28,7 +28,7 @@ heartbeat_ack             S -> T     re, server_time
 access_req                T -> S     since, hash: hash of the list held, list (door list
                                      index), offset (full-list page, optional)
 access                    S -> T     re, version, hash, full: bool, added, removed, list,
-                                     offset, total (as blacklist)
+                                     since (deltas), offset, total (full lists, as blacklist)
 ========================  =========  ====================================================
 
 Usage::

@@ -16,9 +16,9 @@ Offset  Size  Field
 28      4     amount, signed cents (debit positive, load positive)
 32      4     balance before, signed cents
 36      4     balance after, signed cents
-40      4     aux: load sequence, original terminal (repair) or deny reason
+40      4     aux: load sequence, original terminal (repair) or door decision code
 44      8     link: first 8 bytes of SHA-256 of the previous record (zeros for seq 1)
-52      4     aux2: original sequence (repair), door id
+52      4     aux2: original sequence (repair), access-list version (door records)
 56      8     MAC: HMAC-SHA256 with the terminal key over bytes 0-55, truncated
 ======  ====  ============================================================
 
