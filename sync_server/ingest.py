@@ -318,55 +318,64 @@ def _cards(db: store.Database, terminal: dict[str, Any], accepted: dict[int, tup
             money_uids.add(uid)
         items.append((seq, raw, f, uid, money))
     states = cache.load(db, list(money_uids))
-    status: dict[int, int] = {}
+    posting = lstore.new_posting(db, "upload", now, terminal_id=tid) if states else None
+    poster = _Poster(db, terminal, now)
+    payable, held = poster.own_accounts()
+    paid = kept = 0
+    rows: list[tuple[Any, ...]] = []
+    later: list[tuple[int, bytes, tuple[Any, ...], bytes, int]] = []  # rows that need more than the fast path
     slow: dict[bytes, list[chain.Event]] = {}
     events: dict[int, chain.Event] = {}
     for seq, raw, f, uid, money in items:
         if not money:
+            rows.append((tid, seq, uid, f[9], f[1], f[2], f[6], f[10], f[12], st.NO_MONEY, 0, 0, 0, None, raw))
             continue
         card = states.get(uid)
         if card is None:
-            status[seq] = st.UNKNOWN_CARD
             unknown.setdefault(uid, seq)
+            rows.append((tid, seq, uid, f[9], f[1], f[2], f[6], f[10], f[12], st.UNKNOWN_CARD, 0, 0, 0, None, raw))
         elif uid not in slow and card.top == card.head and f[9] == card.head + 1 and f[11] == card.head_balance:
-            after = f[12]
+            before, after = f[11], f[12]
             card.head = card.top = f[9]
             card.head_balance = card.top_balance = after
             if after < 0:
                 card.credit_since = card.credit_since or min(f[6], now)
             elif card.credit_since is not None:
                 card.credit_since = None
-            status[seq] = st.LINKED
+            if f[1] != _PURCHASE:
+                later.append((seq, raw, f, uid, st.LINKED))
+                continue
+            flags = f[2]
+            if before >= 0 and after >= 0:
+                purse, credit = after - before, 0
+            else:
+                purse, credit = cards.split(before, after)
+            if flags & _UNAUTHORISED:
+                kept += f[10]
+            else:
+                paid += f[10]
+            rows.append((tid, seq, uid, f[9], _PURCHASE, flags, f[6], f[10], after, st.LINKED,
+                         1 if flags & _UNAUTHORISED else 0, purse, credit, posting, raw))
         else:
             ev = events[seq] = chain.Event(f, raw, None, 0)
             slow.setdefault(uid, []).append(ev)
+            later.append((seq, raw, f, uid, 0))
     if slow:
         lookup = _StoreLookup(db)
         for uid, evs in slow.items():
             chain.check_card(states[uid], evs, lookup, now, fx)
-        for seq, ev in events.items():
-            status[seq] = ev.status
-    poster = _Poster(db, terminal, now)
-    poster.prefetch([states[uid].card_id for seq, raw, f, uid, money in items
-                     if money and f[1] != _PURCHASE and uid in states])
-    posting = lstore.new_posting(db, "upload", now, terminal_id=tid) if states else None
-    rows = []
-    payable, held = poster.own_accounts()
+    poster.prefetch([states[uid].card_id for _, _, f, uid, _ in later if f[1] != _PURCHASE])
     lines = poster.lines
-    posted = _POSTED
-    for seq, raw, f, uid, _money in items:
-        code = status.get(seq, st.NO_MONEY)
+    lines[payable] += paid
+    lines[held] += kept
+    for seq, raw, f, uid, code in later:
+        code = code or events[seq].status
         purse = credit = 0
         flags = f[2]
-        if code in posted:
-            before, after = f[11], f[12]
-            purse = (after if after > 0 else 0) - (before if before > 0 else 0)  # = cards.split
-            credit = (after if after < 0 else 0) - (before if before < 0 else 0)
+        if code in _POSTED:
+            purse, credit = cards.split(f[11], f[12])
             if f[1] == _PURCHASE:
-                if flags & _UNAUTHORISED:
-                    lines[held] += f[10]
-                else:
-                    lines[payable] += f[10]
+                lines[held if flags & _UNAUTHORISED else payable] += f[10]
             else:
                 poster.counterpart(f, states[uid].card_id, fx)
         rows.append((tid, seq, uid, f[9], f[1], flags, f[6], f[10], f[12], code, 1 if flags & _UNAUTHORISED else 0,
