@@ -86,10 +86,11 @@ def transaction(db: Database, immediate: bool = True) -> Iterator[Database]:
         conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield db
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
 
 class Pool:
