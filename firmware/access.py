@@ -63,6 +63,7 @@ import os
 import sys
 
 from firmware.uidstore import UidStore, UidStoreError, VersionMismatch
+from protocol import uidlist
 
 try:
     from micropython import const
@@ -161,19 +162,7 @@ class AccessLists:
         return h
 
     def _key_of(self, uid_mv, uid_len):
-        k = self._key
-        if uid_len == 4:
-            k[0] = 0
-            k[1] = 0
-            k[2] = 0
-            for i in range(4):
-                k[3 + i] = uid_mv[i]
-        elif uid_len == 7:
-            for i in range(7):
-                k[i] = uid_mv[i]
-        else:
-            raise ValueError("card UID must be 4 or 7 bytes, got %d" % uid_len)
-        return k
+        return uidlist.uid_key_into(self._key, uid_mv, uid_len)
 
     def listed(self, i, uid_mv, uid_len):
         """True if the card is in list ``i``. Allocates nothing."""

@@ -26,7 +26,9 @@ Usage::
 import os
 import struct
 
-from firmware.uidstore import UidStore, UidStoreError, VersionMismatch, close_file
+from firmware.flashfs import close_file
+from firmware.uidstore import UidStore, UidStoreError, VersionMismatch
+from protocol import uidlist
 
 try:
     from micropython import const
@@ -68,19 +70,7 @@ class Blacklist:
     def is_blacklisted(self, uid_mv, uid_len):
         """True if the card whose UID is the first ``uid_len`` (4 or 7) bytes of ``uid_mv``
         is on the list. Allocates nothing."""
-        k = self._key
-        if uid_len == 4:
-            k[0] = 0
-            k[1] = 0
-            k[2] = 0
-            for i in range(4):
-                k[3 + i] = uid_mv[i]
-        elif uid_len == 7:
-            for i in range(7):
-                k[i] = uid_mv[i]
-        else:
-            raise ValueError("card UID must be 4 or 7 bytes, got %d" % uid_len)
-        return self._store.contains(k)
+        return self._store.contains(uidlist.uid_key_into(self._key, uid_mv, uid_len))
 
     def apply(self, fields, now):
         """Apply the fields of a "blacklist" message (``version``, ``full``, ``since``,

@@ -45,6 +45,7 @@ Usage::
 import os
 import struct
 
+from firmware.flashfs import close_file
 from protocol import records
 
 try:
@@ -56,26 +57,11 @@ _REC = const(64)
 _SEQ_AT = const(8)
 _LINK_AT = const(44)
 _LINK_END = const(52)
-_ENOENT = const(2)
 _EEXIST = const(17)
 _ENOSPC = const(28)
 _ACK_MAGIC = b"JACK"
 _ACK_FMT = "<4sI"
 FULL_MESSAGE = "journal full — sync needed"
-
-
-def _close_file(f):
-    """Close ``f`` and raise the close error, if any, only after a second close: MicroPython
-    leaves a littlefs file open when its close fails, and a finaliser would later flush a
-    stale view of it over newer data."""
-    try:
-        f.close()
-    except OSError:
-        try:
-            f.close()
-        except OSError:
-            pass
-        raise
 
 
 class JournalError(Exception):
@@ -293,7 +279,7 @@ class Journal:
         self._f = None
         if f is not None:
             try:
-                _close_file(f)
+                close_file(f)
             except OSError:
                 pass
 
@@ -314,7 +300,7 @@ class Journal:
         try:
             f.write(struct.pack(_ACK_FMT, _ACK_MAGIC, seq))
         finally:
-            _close_file(f)
+            close_file(f)
         os.rename(tmp, self._root + "/ack")
 
     def _list_segments(self):

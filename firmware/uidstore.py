@@ -40,6 +40,8 @@ import hashlib
 import os
 import struct
 
+from firmware.flashfs import close_file, remove_if_exists
+
 try:
     from micropython import const
 except ImportError:
@@ -58,7 +60,6 @@ _OVL_FMT = "<4sIIII"
 _OVL_TRAILER = const(20)
 _OVL_MAGIC = b"UIDO"
 _COPY_KEYS = const(32)  # keys per read when copying base ranges
-_ENOENT = const(2)
 
 
 class UidStoreError(Exception):
@@ -67,28 +68,6 @@ class UidStoreError(Exception):
 
 class VersionMismatch(UidStoreError):
     """A delta from another version than the one held: ask the server for the full list."""
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError as e:
-        if e.args[0] != _ENOENT:
-            raise
-
-
-def close_file(f):
-    """Close ``f`` and raise the close error, if any, only after a second close: MicroPython
-    leaves a littlefs file open when its close fails, and a finaliser would later flush a
-    stale view of it over newer data."""
-    try:
-        f.close()
-    except OSError:
-        try:
-            f.close()
-        except OSError:
-            pass
-        raise
 
 
 def _check_blob(blob, what):
@@ -198,7 +177,7 @@ class UidStore:
             out.write(struct.pack(_OVL_FMT, _OVL_MAGIC, self._gen, to_version, adds, removes))
         except UidStoreError:
             close_file(out)
-            _remove(tmp)
+            remove_if_exists(tmp)
             raise
         except Exception:
             close_file(out)
@@ -282,7 +261,7 @@ class UidStore:
     def compact(self):
         """Merge the overlay into a new base (same version) and drop the overlay."""
         if not self._on:
-            _remove(self._ovl_path)
+            remove_if_exists(self._ovl_path)
             return
         w = FullListWriter(self, self._version)
         try:
@@ -342,8 +321,8 @@ class UidStore:
     def _load(self):
         """Open the files in force, dropping leftovers of an interrupted change."""
         self._close()
-        _remove(self._base_path + ".tmp")
-        _remove(self._ovl_path + ".tmp")
+        remove_if_exists(self._base_path + ".tmp")
+        remove_if_exists(self._ovl_path + ".tmp")
         self._bn = 0
         self._gen = 0
         self._version = 0
@@ -384,7 +363,7 @@ class UidStore:
             self._on = t[3] + t[4]
         else:
             f.close()
-            _remove(self._ovl_path)  # belongs to a base that was replaced
+            remove_if_exists(self._ovl_path)  # belongs to a base that was replaced
 
 
 class FullListWriter:
@@ -460,7 +439,7 @@ class FullListWriter:
             close_file(self._f)
         s._close()
         os.rename(self._tmp, s._base_path)
-        _remove(s._ovl_path)
+        remove_if_exists(s._ovl_path)
         s._load()
 
     def abort(self):
@@ -469,7 +448,7 @@ class FullListWriter:
             close_file(self._f)
         except OSError:
             pass
-        _remove(self._tmp)
+        remove_if_exists(self._tmp)
 
 
 def _hex(data):

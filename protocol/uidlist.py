@@ -35,6 +35,23 @@ def uid_key(uid):
     raise ProtocolError("card UID must be 4 or 7 bytes, got %d" % n)
 
 
+def uid_key_into(buf, uid_mv, uid_len):
+    """Write the 7-byte key of the first ``uid_len`` bytes of ``uid_mv`` into ``buf`` without
+    allocating (a terminal does this on every tap)."""
+    if uid_len == 4:
+        buf[0] = 0
+        buf[1] = 0
+        buf[2] = 0
+        for i in range(4):
+            buf[3 + i] = uid_mv[i]
+    elif uid_len == 7:
+        for i in range(7):
+            buf[i] = uid_mv[i]
+    else:
+        raise ProtocolError("card UID must be 4 or 7 bytes, got %d" % uid_len)
+    return buf
+
+
 def uid_from_key(key):
     """Inverse of ``uid_key``."""
     if len(key) != KEY_SIZE:

@@ -18,6 +18,7 @@ from firmware.access import (
     AccessSyncError,
     in_curfew,
 )
+from protocol.errors import ProtocolError
 
 
 class NetDown(Exception):
@@ -185,7 +186,7 @@ def test_seven_byte_uids_and_no_curfew_without_params():
         acl.change(0, k7[0], True)
         assert acl.allowed(memoryview(k7[0]), 7, 1430) == GRANTED
         assert acl.allowed(memoryview(k7[1]), 7, 1430) == DENY_NOT_LISTED
-        e = support.raises(ValueError, acl.allowed, memoryview(b"\x04\x01\x02\x03\x04"), 5, 0)
+        e = support.raises(ProtocolError, acl.allowed, memoryview(b"\x04\x01\x02\x03\x04"), 5, 0)
         assert "4 or 7 bytes, got 5" in str(e)
     finally:
         close_all()

@@ -5,6 +5,7 @@ import support
 
 from firmware.blacklist import Blacklist, UidStoreError, VersionMismatch
 from protocol import uidlist
+from protocol.errors import ProtocolError
 
 LOST4 = b"\x04\xa1\xb2\xc3"
 LOST7 = b"\x04\x11\x22\x33\x44\x55\x66"
@@ -64,7 +65,7 @@ def test_full_list_blocks_four_and_seven_byte_uids():
         assert not _listed(bl, OK4) and not _listed(bl, OK7)
         # A 4-byte UID is not confused with a 7-byte one that shares its bytes.
         assert not _listed(bl, LOST4 + b"\x00\x00\x00")
-        e = support.raises(ValueError, bl.is_blacklisted, memoryview(bytearray(7)), 5)
+        e = support.raises(ProtocolError, bl.is_blacklisted, memoryview(bytearray(7)), 5)
         assert "5" in str(e)
     finally:
         _cleanup(root)

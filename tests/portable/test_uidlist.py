@@ -33,3 +33,10 @@ def test_malformed_lists_rejected():
     support.raises(ProtocolError, uidlist.count, b"\x00" * 8)
     e = support.raises(ProtocolError, uidlist.check_sorted, uidlist.uid_key(U7) + uidlist.uid_key(U4))
     assert "entry 1" in str(e)
+
+
+def test_uid_key_into_fills_a_buffer_like_uid_key():
+    buf = bytearray(7)
+    for uid in (U4, U7):
+        assert bytes(uidlist.uid_key_into(buf, memoryview(uid + b"\xee\xee\xee"), len(uid))) == uidlist.uid_key(uid)
+    support.raises(ProtocolError, uidlist.uid_key_into, buf, memoryview(U7), 5)
