@@ -48,12 +48,12 @@ STEP_ACCESS = const(5)
 STEP_DONE = const(6)
 
 
-_reserved = [None]
+_reserved = [bytearray(0)]
 
 
 def reserve():
     """Allocate the answer buffer now, at boot before the heap fragments (8 KB in one piece)."""
-    if _reserved[0] is None:
+    if not _reserved[0]:
         _reserved[0] = bytearray(_RESP_SIZE)
 
 
