@@ -421,6 +421,6 @@ class Pos:
         self._last_time = self._now
         after = out.balance_after
         if after < 0:
-            self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_CREDIT, texts.yuan(after))
+            self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_CREDIT, texts.yuan(-after))
         else:
             self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_BALANCE, texts.yuan(after))

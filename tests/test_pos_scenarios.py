@@ -267,12 +267,12 @@ def test_credit_wallet_off_refuses_overdraft(rig: PosRig) -> None:
 def test_credit_wallet_on_allows_down_to_the_limit(rig: PosRig) -> None:
     rig.param("credit_wallet", 1)
     c = rig.card(balance=1000)
-    assert "Paid 15.00 / Credit used: -5.00" in screen(rig.sale(c, "15.00"))
+    assert "Paid 15.00 / Credit used: 5.00" in screen(rig.sale(c, "15.00"))
     rig.send("time +60")
     rig.amount("15.01")
     assert "Insufficient balance: -5.00" in screen(rig.tap(c))
     rig.send("cancel")
-    assert "Paid 15.00 / Credit used: -20.00" in screen(rig.sale(c, "15.00"))
+    assert "Paid 15.00 / Credit used: 20.00" in screen(rig.sale(c, "15.00"))
     recs = rig.records()
     assert [(r.balance_after, r.flags) for r in recs] == [(-500, rec.FLAG_CREDIT_USED), (-2000, rec.FLAG_CREDIT_USED)]
     rig.view(c).assert_settled(-2000)
@@ -285,7 +285,7 @@ def test_credit_wallet_turns_on_after_the_network_is_down_long_enough(rig: PosRi
     rig.amount("8.00")
     assert "Insufficient balance" in screen(rig.tap(c))
     rig.send(f"net down {LUNCH - 700}")  # down more than credit_auto_after_s (600)
-    assert "Credit used: -3.00" in screen(rig.tap(c))
+    assert "Credit used: 3.00" in screen(rig.tap(c))
     [r] = rig.records()
     assert r.flags == rec.FLAG_OFFLINE | rec.FLAG_CREDIT_USED
 
