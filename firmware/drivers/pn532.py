@@ -18,9 +18,12 @@ Usage::
 
 ========================  =================================================================
 Host link                 HSU (UART) at 115200 baud; I2C/SPI would be subclasses that
-                          override ``_wakeup``, ``_write_frame``, ``_read_byte`` and
-                          ``_drain``.  Normal information frames only (no extended frames:
-                          no command here needs more than 254 bytes).
+                          override ``_wakeup``, ``_write_frame``, ``_recv`` and ``_drain``.
+                          Normal information frames only (no extended frames: no command
+                          here needs more than 254 bytes).  Answers are read in as few
+                          bus reads as the line allows and checked in place; the line is
+                          drained before a command only after an exchange that did not
+                          end cleanly.
 Checks                    LCS and DCS of every answer; a bad one is answered with NACK so the
                           chip resends (twice), then :class:`FrameError`.  A missing ACK
                           resends the command (3 tries), then :class:`Timeout`; a missing
@@ -99,6 +102,7 @@ _WAKEUP = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 _P = const(7)  # offset of the first command parameter in the TX buffer
 _TX_MAX = const(48)
 _RX_MAX = const(64)  # TFI + data of one answer
+_RB = const(96)  # bytes from the chip: an ACK and a whole answer frame, with room to spare
 _ACK_TIMEOUT_MS = const(30)
 _SEND_TRIES = const(3)
 _NACK_TRIES = const(2)
@@ -147,8 +151,15 @@ class PN532(Reader):
         super().__init__()
         self._tx = bytearray(_TX_MAX)
         self._txmv = memoryview(self._tx)
-        self._rx = bytearray(_RX_MAX)
-        self._rxmv = memoryview(self._rx)
+        # The first n bytes of _tx as a memoryview, made once per frame length.
+        self._frames = [None] * (_TX_MAX + 1)  # type: list[memoryview | None]
+        # Bytes from the chip, parsed in place: an answer's TFI sits at _rb[_d].
+        self._rb = bytearray(_RB)
+        self._rbmv = memoryview(self._rb)
+        self._rp = 0  # next unread byte
+        self._rn = 0  # end of the bytes read
+        self._d = 0
+        self._stale = True  # the line may hold bytes of an earlier exchange: drain it first
         self._tg = 0
         self.atqa = 0
         self.sak = 0
@@ -161,31 +172,59 @@ class PN532(Reader):
     def _write_frame(self, mv):
         raise self._missing("_write_frame")
 
-    def _read_byte(self, start, timeout_ms):
-        """The next byte from the chip, or -1 if none came ``timeout_ms`` after ``start``."""
-        raise self._missing("_read_byte")
+    def _recv(self, buf, start, timeout_ms):
+        """Read the bytes the chip has sent (at least one) into ``buf``; returns their count,
+        or 0 if none came ``timeout_ms`` after ``start``."""
+        raise self._missing("_recv")
 
     def _drain(self):
         """Throw away bytes left over from an earlier exchange."""
 
     # -- frames ------------------------------------------------------------------------------
 
+    def _need(self, k, start, timeout_ms):
+        """True once ``_rb`` holds ``k`` unread bytes; False if they did not come in time."""
+        rb = self._rb
+        while self._rn - self._rp < k:
+            p = self._rp
+            n = self._rn
+            if p == n:
+                p = n = 0
+            elif p + k > _RB:  # a frame split across reads: move its start to the front
+                for i in range(n - p):
+                    rb[i] = rb[p + i]
+                n -= p
+                p = 0
+            self._rp = p
+            got = self._recv(rb if n == 0 else self._rbmv[n:], start, timeout_ms)
+            self._rn = n + got
+            if not got:
+                return False
+        return True
+
+    def _discard(self):
+        """Drop what was read but not parsed, and what waits on the line."""
+        self._rp = self._rn = 0
+        self._drain()
+
     def _read_frame(self, timeout_ms):
-        """Read one frame: LEN of TFI + data (in ``_rx``), or _GOT_ACK/_GOT_NACK/_GOT_NOTHING."""
+        """Read one frame: LEN of TFI + data (at ``_rb[_d:]``), or _GOT_ACK/_GOT_NACK/_GOT_NOTHING."""
         start = ticks_ms()
-        prev = -1
-        while True:  # start code 00 FF after any preamble
-            b = self._read_byte(start, timeout_ms)
-            if b < 0:
+        rb = self._rb
+        while True:  # start code 00 FF after any preamble, then LEN and LCS
+            if self._rn - self._rp < 4 and not self._need(4, start, timeout_ms):
                 return _GOT_NOTHING
-            if prev == 0 and b == 0xFF:
+            p = self._rp
+            if rb[p] == 0x00 and rb[p + 1] == 0xFF:
                 break
-            prev = b
-        ln = self._read_byte(start, timeout_ms)
-        lcs = self._read_byte(start, timeout_ms)
-        if lcs < 0:
-            return _GOT_NOTHING
+            self._rp = p + 1
+        ln = rb[p + 2]
+        lcs = rb[p + 3]
+        p += 4
+        self._rp = p
         if ln == 0x00 and lcs == 0xFF:
+            if p < self._rn and rb[p] == 0x00:
+                self._rp = p + 1  # postamble
             return _GOT_ACK
         if ln == 0xFF and lcs == 0x00:
             return _GOT_NACK
@@ -198,26 +237,27 @@ class PN532(Reader):
             )
         if ln > _RX_MAX:
             raise FrameError("frame too long: LEN %d, buffer holds %d" % (ln, _RX_MAX))
-        total = 0
-        rx = self._rx
-        for i in range(ln):
-            b = self._read_byte(start, timeout_ms)
-            if b < 0:
-                raise FrameError("frame cut short: got %d of %d bytes" % (i, ln))
-            rx[i] = b
-            total += b
-        dcs = self._read_byte(start, timeout_ms)
-        if dcs < 0:
-            raise FrameError("frame cut short: no data checksum")
-        if (total + dcs) & 0xFF:
-            raise FrameError("bad frame checksum: expected 0x%02x, got 0x%02x" % ((-total) & 0xFF, dcs))
-        self._read_byte(ticks_ms(), 2)  # postamble 00
+        if self._rn - p <= ln and not self._need(ln + 1, start, timeout_ms):
+            raise FrameError("frame cut short: got %d of %d bytes and the checksum" % (self._rn - self._rp, ln))
+        p = self._rp
+        end = p + ln
+        total = rb[end]  # DCS: TFI + data + DCS = 0 (mod 256)
+        for i in range(p, end):
+            total += rb[i]
+        end += 1
+        if end < self._rn and rb[end] == 0x00:
+            end += 1  # postamble
+        self._rp = end
+        if total & 0xFF:
+            raise FrameError("bad frame checksum: expected 0x%02x, got 0x%02x"
+                             % ((rb[p + ln] - total) & 0xFF, rb[p + ln]))
+        self._d = p
         return ln
 
     def _send_command(self, code, n, timeout_ms):
         """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
 
-        :returns: the number of answer data bytes, which start at ``_rx[2]``.
+        :returns: the number of answer data bytes, which start at ``_rb[_d + 2]``.
         :raises Timeout: no ACK after 3 sends, or no answer in ``timeout_ms``.
         :raises FrameError: the answer failed its checks after 2 NACKs.
         :raises PN532Error: the chip answered with the syntax error frame.
@@ -238,19 +278,37 @@ class PN532(Reader):
             total += tx[i]
         tx[_P + n] = (-total) & 0xFF
         tx[_P + n + 1] = 0x00
-        frame = self._txmv[: _P + n + 2]
+        k = _P + n + 2
+        frame = self._frames[k]
+        if frame is None:
+            frame = self._frames[k] = self._txmv[:k]
         self.commands += 1
         if _DEBUG:
             print("pn532 >", bytes(frame).hex())
+        # A clean exchange leaves nothing behind; after a fault, drain what the chip still sent.
+        stale = self._stale
+        self._stale = True
+        rb = self._rb
         for _ in range(_SEND_TRIES):
-            self._drain()
+            if stale:
+                self._discard()
+            self._rp = self._rn = 0
             self._write_frame(frame)
-            try:
-                got = self._read_frame(_ACK_TIMEOUT_MS)
-            except FrameError:
-                got = _GOT_NOTHING
+            # The ACK 00 00 FF 00 FF 00 comes first, often together with the answer.
+            self._need(6, ticks_ms(), _ACK_TIMEOUT_MS)
+            if (self._rn >= 6 and rb[0] == 0x00 and rb[1] == 0x00 and rb[2] == 0xFF and rb[3] == 0x00
+                    and rb[4] == 0xFF and rb[5] == 0x00):
+                self._rp = 6
+                break
+            got = _GOT_NOTHING
+            if self._rn:  # something else came: parse it as a frame
+                try:
+                    got = self._read_frame(_ACK_TIMEOUT_MS)
+                except FrameError:
+                    pass
             if got == _GOT_ACK:
                 break
+            stale = True
         else:
             raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
         nacks = 0
@@ -261,6 +319,7 @@ class PN532(Reader):
                 if nacks == _NACK_TRIES:
                     raise
                 nacks += 1
+                self._discard()
                 self._write_frame(_NACK_FRAME)  # ask for the answer again (section 6.2.1.4)
                 continue
             if got == _GOT_NOTHING:
@@ -268,15 +327,16 @@ class PN532(Reader):
                 raise Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
             if got >= 0:
                 break
-        rx = self._rx
+        d = self._d
         if _DEBUG:
-            print("pn532 <", bytes(self._rxmv[:got]).hex())
-        if rx[0] == _TFI_ERROR:
+            print("pn532 <", bytes(self._rbmv[d : d + got]).hex())
+        if rb[d] == _TFI_ERROR:
             raise PN532Error(_TFI_ERROR)
-        if got < 2 or rx[0] != _TFI_CHIP or rx[1] != code + 1:
+        if got < 2 or rb[d] != _TFI_CHIP or rb[d + 1] != code + 1:
             raise FrameError(
-                "unexpected answer: expected D5 %02X, got %02X %02X" % (code + 1, rx[0], rx[1] if got > 1 else 0)
+                "unexpected answer: expected D5 %02X, got %02X %02X" % (code + 1, rb[d], rb[d + 1] if got > 1 else 0)
             )
+        self._stale = self._rp != self._rn
         return got - 2
 
     def command(self, code, data=b"", timeout=_TIMEOUT_MS):
@@ -288,7 +348,12 @@ class PN532(Reader):
         for i in range(n):
             self._tx[_P + i] = data[i]
         m = self._send_command(code, n, timeout)
-        return self._rxmv[2 : 2 + m]
+        return self._answer(0, m)
+
+    def _answer(self, skip, m):
+        """The last answer's data after its first ``skip`` bytes, up to its ``m`` bytes."""
+        d = self._d + 2
+        return self._rbmv[d + skip : d + m]
 
     # -- chip commands -----------------------------------------------------------------------
 
@@ -327,7 +392,7 @@ class PN532(Reader):
         for i in range(len(initiator_data)):
             self._tx[_P + 2 + i] = initiator_data[i]
         m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _POLL_TIMEOUT_MS)
-        return self._rxmv[2 : 2 + m]
+        return self._answer(0, m)
 
     def in_data_exchange(self, tg, data, timeout=_TIMEOUT_MS):
         """Send ``data`` to target ``tg``; returns its answer, raises PN532Error on a status."""
@@ -338,15 +403,16 @@ class PN532(Reader):
         m = self._send_command(_CMD_IN_DATA_EXCHANGE, 1 + n, timeout)
         if m < 1:
             raise FrameError("InDataExchange answer has no status byte")
-        if self._rx[2] & 0x3F:
-            raise PN532Error(self._rx[2] & 0x3F)
-        return self._rxmv[3 : 2 + m]
+        status = self._rb[self._d + 2] & 0x3F
+        if status:
+            raise PN532Error(status)
+        return self._answer(1, m)
 
     def in_release(self, tg=0):
         """Release target ``tg`` (0: all); returns the status byte."""
         self._tx[_P] = tg
         m = self._send_command(_CMD_IN_RELEASE, 1, _TIMEOUT_MS)
-        return self._rx[2] if m else 0
+        return self._rb[self._d + 2] if m else 0
 
     def diagnose_line(self, n=16):
         """Communication line test: the chip echoes ``n`` bytes; True if they come back intact."""
@@ -354,7 +420,8 @@ class PN532(Reader):
         for i in range(n):
             self._tx[_P + 1 + i] = i
         m = self._send_command(_CMD_DIAGNOSE, 1 + n, _TIMEOUT_MS)
-        return m == 1 + n and self._rx[2 : 3 + n] == self._tx[_P : _P + 1 + n]
+        d = self._d + 2
+        return m == 1 + n and self._rb[d : d + 1 + n] == self._tx[_P : _P + 1 + n]
 
     # -- firmware.mifare.Reader --------------------------------------------------------------
 
@@ -370,20 +437,22 @@ class PN532(Reader):
         self._tx[_P] = 1  # MaxTg
         self._tx[_P + 1] = 0  # 106 kbps type A
         m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2, _POLL_TIMEOUT_MS)
-        rx = self._rx
+        rb = self._rb
+        d = self._d  # answer: D5 4B NbTg Tg ATQA(2) SAK NFCIDLength NFCID1
         self._tg = 0
-        if m < 1 or rx[2] == 0:
+        if m < 1 or rb[d + 2] == 0:
             return 0
         if m < 6:
             raise FrameError("InListPassiveTarget answer too short: %d bytes" % m)
-        n = rx[7]
-        if n not in (4, 7) or m < 6 + n:
+        n = rb[d + 7]
+        if (n != 4 and n != 7) or m < 6 + n:
             raise CardIOError("card with a %d-byte UID: not a MIFARE Classic" % n)
-        self.atqa = (rx[4] << 8) | rx[5]
-        self.sak = rx[6]
+        self.atqa = (rb[d + 4] << 8) | rb[d + 5]
+        self.sak = rb[d + 6]
+        d += 8
         for i in range(n):
-            uid_buf[i] = rx[8 + i]
-        self._tg = rx[3]
+            uid_buf[i] = rb[d + i]
+        self._tg = rb[d - 5]
         self._select_io(n)
         return n
 
@@ -394,7 +463,7 @@ class PN532(Reader):
         self._card_io(op, tx_air, rx_air)
         if m < 1:
             raise FrameError("InDataExchange answer has no status byte")
-        status = self._rx[2] & 0x3F
+        status = self._rb[self._d + 2] & 0x3F
         if status == 0:
             return m - 1
         if status == 0x01:
@@ -426,9 +495,8 @@ class PN532(Reader):
         m = self._mifare(OP_READ, 2, block, 4, 18)
         if m != 16:
             raise CardIOError("short read of block %d: expected 16 bytes, got %d" % (block, m))
-        rx = self._rx
-        for i in range(16):
-            out_buf[i] = rx[3 + i]
+        d = self._d + 3
+        out_buf[0:16] = self._rbmv[d : d + 16]
 
     def write_block(self, block, data):
         if len(data) != 16:
@@ -436,8 +504,7 @@ class PN532(Reader):
         tx = self._tx
         tx[_P + 1] = _MF_WRITE
         tx[_P + 2] = block
-        for i in range(16):
-            tx[_P + 3 + i] = data[i]
+        tx[_P + 3 : _P + 19] = data
         self._mifare(OP_WRITE, 18, block, 22, 0)
 
     def _value(self, cmd, block, amount):
@@ -474,12 +541,17 @@ class PN532(Reader):
 
 
 class PN532_UART(PN532):
-    """PN532 on its HSU (UART) interface; ``uart`` is a machine.UART or firmware.hw.unix_uart.UART."""
+    """PN532 on its HSU (UART) interface; ``uart`` is a machine.UART or firmware.hw.unix_uart.UART.
+
+    A UART with a ``wait(ms)`` method (True once bytes are readable, False after ``ms``
+    milliseconds) lets the driver block until the chip answers; without one it looks again
+    every millisecond.
+    """
 
     def __init__(self, uart):
         super().__init__()
         self._uart = uart
-        self._b1 = bytearray(1)
+        self._wait = getattr(uart, "wait", None)
 
     def _wakeup(self):
         self._uart.write(_WAKEUP)
@@ -488,16 +560,18 @@ class PN532_UART(PN532):
     def _write_frame(self, mv):
         self._uart.write(mv)
 
-    def _read_byte(self, start, timeout_ms):
-        uart = self._uart
-        while not uart.any():
-            if ticks_diff(ticks_ms(), start) >= timeout_ms:
-                return -1
-            sleep_ms(1)
-        uart.readinto(self._b1, 1)
-        return self._b1[0]
+    def _recv(self, buf, start, timeout_ms):
+        while True:
+            left = timeout_ms - ticks_diff(ticks_ms(), start)
+            if self._wait is not None:
+                self._wait(left if left > 0 else 0)  # returns as soon as bytes come
+            got = self._uart.readinto(buf)
+            if got or left <= 0:
+                return got or 0
+            if self._wait is None:
+                sleep_ms(1)
 
     def _drain(self):
         uart = self._uart
         while uart.any():
-            uart.readinto(self._b1, 1)
+            uart.readinto(self._rb)

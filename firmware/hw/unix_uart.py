@@ -1,5 +1,6 @@
 """A serial port for the MicroPython unix port, with the part of ``machine.UART`` the
-drivers use: ``write``, ``readinto``, ``read``, ``any``.
+drivers use: ``write``, ``readinto``, ``read``, ``any``; and ``wait(ms)``, which blocks in
+one poll until bytes come (the PN532 driver uses it when the UART has it).
 
 On the ESP32 the board hands the PN532 driver a real ``machine.UART``; on the unix port
 (tests, the terminal simulator) it hands this one, opened on a tty or a pty such as
@@ -72,11 +73,19 @@ class UART:
             return
         self._head = self._tail = 0
         if wait_ms > 0:
-            for _ in self._poll.ipoll(wait_ms, 1):  # type: ignore[attr-defined]  # MicroPython: no allocation
-                pass
+            self.wait(wait_ms)
         n = self._f.readinto(self._ring)  # VMIN = VTIME = 0: returns at once
         if n:
             self._tail = n
+
+    def wait(self, ms):
+        """True once bytes can be read, after waiting at most ``ms`` milliseconds (one poll;
+        no allocation); False if none came.  ``machine.UART`` has no such method."""
+        if self._head != self._tail:
+            return True
+        for _ in self._poll.ipoll(ms):  # type: ignore[attr-defined]  # MicroPython: no allocation
+            return True
+        return False
 
     def any(self):
         """Number of bytes that can be read without waiting (at least 1 if the line has any)."""
@@ -85,7 +94,13 @@ class UART:
 
     def readinto(self, buf, nbytes=None):
         """Read up to ``nbytes`` (default ``len(buf)``) into ``buf``; None if nothing came in time."""
-        want = len(buf) if nbytes is None else nbytes
+        if self._head == self._tail and self.timeout <= 0:  # straight from the line: one read
+            f = self._f
+            n = f.readinto(buf) if nbytes is None else f.readinto(buf, nbytes)  # type: ignore[call-arg]
+            return n or None
+        return self._read_buffered(buf, len(buf) if nbytes is None else nbytes)
+
+    def _read_buffered(self, buf, want):
         got = 0
         start = ticks_ms()
         while got < want:
