@@ -17,19 +17,29 @@ blacklist_req             T -> S     since: version held (0 = none); offset: fir
                                      wanted of a full list sent in pages (optional, 0)
 blacklist                 S -> T     re, version, full: bool, since, added: packed UIDs,
                                      removed: packed UIDs; a full list comes in pages:
-                                     offset (first entry in added), total (entries in all)
+                                     offset (first entry in added), total (entries in all).
+                                     At most 1,000 keys an answer: a delta of more changes
+                                     is sent as the full list in pages
 loads_req                 T -> S     (none)
-loads                     S -> T     re, loads: packed 16-byte entries (see ``pack_load``)
+loads                     S -> T     re, loads: packed 16-byte entries (see ``pack_load``),
+                                     at most 400: the oldest pending; the others come in
+                                     later answers as these are collected
 params_req                T -> S     (none)
-params                    S -> T     re, params: {name: int}, server_time
+params                    S -> T     re, params: {name: int}, server_time, version
+                                     (optional: the heartbeat's params_version)
 heartbeat                 T -> S     journal_fill, unacked, last_seq, blacklist_version,
                                      access_version, offline_since, firmware, clock_drift
-heartbeat_ack             S -> T     re, server_time
+heartbeat_ack             S -> T     re, server_time; optional blacklist_version and
+                                     params_version: the server's, so a terminal that holds
+                                     them may skip those requests
 access_req                T -> S     since, hash: hash of the list held, list (door list
                                      index), offset (full-list page, optional)
 access                    S -> T     re, version, hash, full: bool, added, removed, list,
-                                     since (deltas), offset, total (full lists, as blacklist)
+                                     since (deltas), offset, total (full lists, as blacklist;
+                                     at most 1,000 keys an answer, as blacklist)
 ========================  =========  ====================================================
+
+Every answer fits a terminal's 8 KB answer buffer (``firmware.sync``).
 
 Usage::
 

@@ -22,7 +22,7 @@ MAX_REQUEST_BYTES = 256 * 1024  # a 2000-record upload is about 130 KB
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; ``DATABASE`` names the SQLite file (created and migrated if needed)."""
-    from sync_server import admin_api, terminal_api
+    from sync_server import admin_api, doors_api, terminal_api  # noqa: F401 (doors_api: admin routes)
     from sync_server.clock import SystemClock, TestClock
     from sync_server.context import ServerState
 

@@ -20,6 +20,7 @@ type, valid_until[, valid_from]}             YYYY-MM-DD local dates)
 ``GET /audit``                              ledger audit (``ok`` false on any difference)
 ``POST /sweep``                             run housekeeping now
 ``GET /clock`` ``POST /clock/advance``      server time; advance only with --test-clock
+``/doors/...``                              door groups, grants, card groups (``doors_api``)
 ==========================================  =============================================
 """
 
@@ -75,6 +76,9 @@ def _field(data: dict[str, Any], name: str, kind: type, default: Any = ...) -> A
     if kind is str and not isinstance(value, str):
         raise Invalid(f"field {name!r} must be a string, got {value!r}")
     return value
+
+
+body, field = _body, _field  # for the routes other modules add to this blueprint (doors_api)
 
 
 def when(db: Any, value: Any, end_of_day: bool) -> int:

@@ -23,6 +23,7 @@ from protocol import card_layout, messages, uidlist
 from protocol.errors import ProtocolError
 from sync_server import params, store
 from sync_server.errors import Conflict, Invalid, NotFound
+from sync_server.store import access as astore
 from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
@@ -94,6 +95,7 @@ def issue(db: store.Database, now: int, uid: bytes, card_no: str, holder_id: str
             raise Conflict(f"Card number {card_no} is already registered.")
         cid = cstore.insert_card(db, uid, card_no, holder_id, ctype, valid_from, valid_until, now)
         cstore.log(db, cid, now, "issue", f"{card_layout.CARD_TYPE_NAMES[ctype]} card for holder {holder_id}")
+        astore.bump_epoch(db)  # door groups granted to its card type take it in
     return show(db, card_no)
 
 
@@ -104,6 +106,7 @@ def _day(db: store.Database, t: int) -> str:
 def set_status(db: store.Database, card: dict[str, Any], status: str, reason: str, now: int) -> None:
     cstore.set_status(db, card["id"], status, reason, now)
     cstore.log(db, card["id"], now, status, reason)
+    astore.bump_epoch(db)  # only active cards are on door access lists
     if status == "active":
         cstore.blacklist_remove(db, card["uid"], now)
     else:
@@ -145,6 +148,7 @@ def replace(db: store.Database, now: int, ref: str, new_uid: bytes, new_card_no:
         set_status(db, old, "replaced", f"replaced by card {new_card_no}", now)
         new_id = cstore.card(db, uid=new_uid)["id"]
         cstore.set_replaced(db, old["id"], new_id, now)
+        astore.copy_card_access(db, old["id"], new_id, now)  # the new card opens the same doors
         cstore.log(db, new_id, now, "replacement", "replaces card {}".format(old["card_no"]))
     return show(db, new_card_no)
 

@@ -40,7 +40,24 @@ TERMINAL_DEFAULTS: dict[str, int] = {
     "meal1_start": 360, "meal1_end": 570,  # breakfast 06:00-09:30
     "meal2_start": 630, "meal2_end": 810,  # lunch 10:30-13:30
     "meal3_start": 1020, "meal3_end": 1170,  # dinner 17:00-19:30
+    "door_curfew_start": 0, "door_curfew_end": 0,  # doors: local minutes; equal = no curfew
+    "door_pulse_ms": 3000,  # doors: how long a grant releases the lock
 }
+
+_MAX_MONEY = 10_000_000
+# Inclusive ranges the firmware accepts (firmware/params.py): a value outside would make every
+# terminal of the merchant refuse the whole params message, so the server refuses it first.
+RANGES: dict[str, tuple[int, int]] = {
+    "per_txn_limit": (0, _MAX_MONEY), "daily_limit": (0, _MAX_MONEY), "meal_limit": (0, _MAX_MONEY),
+    "pin_retry_limit": (1, 15), "credit_wallet": (0, 1), "credit_limit": (0, _MAX_MONEY),
+    "credit_auto_after_s": (0, 864000), "offline_cap": (0, _MAX_MONEY), "blacklist_max_age_s": (60, 31536000),
+    "offline_ceiling": (0, _MAX_MONEY), "double_tap_gap_s": (0, 3600), "accepted_types": (0, 0b11110),
+    "offline_allowed": (0, 1), "sync_interval_s": (1, 86400),
+    "meal1_start": (0, 1440), "meal1_end": (0, 1440), "meal2_start": (0, 1440), "meal2_end": (0, 1440),
+    "meal3_start": (0, 1440), "meal3_end": (0, 1440),
+    "door_curfew_start": (0, 1440), "door_curfew_end": (0, 1440), "door_pulse_ms": (100, 60000),
+}
+MAX_LOADS_PER_REPLY = 400  # 16-byte entries: 6.4 KB, inside the terminal's 8 KB answer buffer
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "timezone": "Asia/Shanghai",
@@ -51,7 +68,8 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "credit_repay_days": 30,
     "settlement_day": 21,  # settlement cycle runs from this day of last month
     "blacklist_log_keep_s": 30 * 86400,
-    "max_loads_per_reply": 2048,
+    "max_loads_per_reply": MAX_LOADS_PER_REPLY,  # at most this many (the oldest) per answer
+    "access_log_keep_s": 30 * 86400,  # door list versions older than this: doors get the whole list
 }
 
 
@@ -72,11 +90,25 @@ def set_params(db: store.Database, values: dict[str, Any], merchant_id: int = 0)
             raise Invalid("unknown parameter {!r}; known: {}".format(name, ", ".join(sorted(TERMINAL_DEFAULTS))))
         if not isinstance(value, int) or isinstance(value, bool) or not -2**31 <= value < 2**31:
             raise Invalid(f"parameter {name} must be a 32-bit integer, got {value!r}")
+        lo, hi = RANGES.get(name, (-2**31, 2**31 - 1))
+        if not lo <= value <= hi:
+            raise Invalid(f"parameter {name} must be {lo}..{hi} (terminals refuse other values), got {value}")
         clean[name] = value
     with store.transaction(db):
         for name, value in clean.items():
             cfg.set_param(db, merchant_id, name, value)
+        _bump_version(db)
     return effective(db, merchant_id or None)
+
+
+def version(db: store.Database) -> int:
+    """Version of the parameters: grows with every change of a parameter or server setting, so
+    a terminal can skip fetching parameters it already holds (heartbeat ``params_version``)."""
+    return cfg.get_meta(db, "params_version", 1)
+
+
+def _bump_version(db: store.Database) -> None:
+    cfg.set_meta(db, "params_version", version(db) + 1)
 
 
 def settings(db: store.Database) -> dict[str, Any]:
@@ -104,10 +136,14 @@ def set_settings(db: store.Database, values: dict[str, Any]) -> dict[str, Any]:
                 zoneinfo.ZoneInfo(str(value))
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise Invalid(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
+        if name == "max_loads_per_reply" and not 1 <= int(value) <= MAX_LOADS_PER_REPLY:
+            raise Invalid(f"max_loads_per_reply must be 1..{MAX_LOADS_PER_REPLY} (an answer must fit the "
+                          f"terminal's 8 KB buffer), got {value}")
         clean[name] = str(value)
     with store.transaction(db):
         for name, value in clean.items():
             cfg.set_setting(db, name, value)
+        _bump_version(db)  # the time zone is part of what terminals get
     return settings(db)
 
 

@@ -6,7 +6,10 @@
 * a replaced card after ``replacement_wait_s`` (72 h) whose chain has settled: its balance,
   less the replacement fee, becomes a pending load for the new card;
 * blacklist entries of cards past their validity leave the list; old log entries and nonces
-  are pruned; the record index catches up.
+  are pruned; the record index catches up;
+* door access lists are recomputed where a card event or an expiry changed them (doors would
+  otherwise trigger it at their next sync) and versions older than ``access_log_keep_s`` are
+  forgotten.
 
 The server runs it at most every 30 s from terminal traffic, and on ``POST /admin/sweep``.
 
@@ -20,7 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from protocol import messages
-from sync_server import cards, chaincache, params, store
+from sync_server import access, cards, chaincache, params, store
+from sync_server.store import access as astore
 from sync_server.store import cards as cstore
 from sync_server.store import records as rstore
 from sync_server.store import terminals as tstore
@@ -28,7 +32,8 @@ from sync_server.store import terminals as tstore
 
 def run(db: store.Database, now: int) -> dict[str, Any]:
     s = params.settings(db)
-    out = {"quarantined": 0, "frozen": 0, "transferred": 0, "expired": 0, "nonces_pruned": 0}
+    out = {"quarantined": 0, "frozen": 0, "transferred": 0, "expired": 0, "nonces_pruned": 0,
+           "door_groups_refreshed": 0}
     with store.transaction(db):
         holders = tstore.holding_records(db)
         for c in cstore.stale_pending_chains(db, now - s["settle_time_s"]):
@@ -59,6 +64,8 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
             cstore.blacklist_remove(db, uid, now)
             out["expired"] += 1
         cstore.prune_blacklist_log(db, now - s["blacklist_log_keep_s"])
+        out["door_groups_refreshed"] = access.refresh_stale(db, now)
+        astore.prune_log(db, now - s["access_log_keep_s"])
         out["nonces_pruned"] = tstore.prune_nonces(db, now - 2 * messages.MAX_SKEW)
         rstore.catch_up_index(db, 1)
     return out

@@ -4,11 +4,15 @@
 Endpoint    Request         Answer          What
 ==========  ==============  ==============  ===============================================
 upload      upload          ack             store records; ack = highest contiguous seq
-blacklist   blacklist_req   blacklist       delta since a version, or the full list
-loads       loads_req       loads           pending loads of active cards (16-byte entries)
+blacklist   blacklist_req   blacklist       delta since a version, or the full list in pages
+loads       loads_req       loads           the 400 oldest pending loads of active cards
 params      params_req      params          limits, switches, meal periods, server time
 heartbeat   heartbeat       heartbeat_ack   journal fill, versions, offline since, firmware
+access      access_req      access          a door's list 0 or 1: delta, or whole in pages
 ==========  ==============  ==============  ===============================================
+
+Every answer fits a terminal's 8 KB answer buffer: at most 1,000 UID keys (blacklist, access
+lists) or 400 pending loads per answer.
 
 Every request is authenticated (``auth.terminal_request``) and its nonce claimed in the same
 transaction as its effects. Answers are sealed with the terminal's key and echo the nonce in
@@ -24,8 +28,8 @@ from flask import Blueprint, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from protocol import messages
-from sync_server import auth, blacklist, context, ingest, params, store, sweep, wire
-from sync_server.errors import Invalid, ServerError
+from sync_server import access, auth, blacklist, context, ingest, params, store, sweep, wire
+from sync_server.errors import Forbidden, Invalid, ServerError
 from sync_server.store import cards as cstore
 from sync_server.store import terminals as tstore
 
@@ -51,6 +55,14 @@ def _server_error(e: ServerError) -> Response:
 @bp.errorhandler(HTTPException)
 def _http_error(e: HTTPException) -> Response:
     return error_response(e.code or 400, f"{e.name}: {e.description}")
+
+
+def _optional_int(msg: dict[str, Any], name: str, lo: int, hi: int) -> int:
+    """An optional integer field of a request (0 when absent), ``Invalid`` outside lo..hi."""
+    value = msg.get(name, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise Invalid("{} field '{}' must be an integer {}..{}, got {!r}".format(msg["type"], name, lo, hi, value))
+    return value
 
 
 def _maybe_sweep(db: store.Database) -> None:
@@ -80,12 +92,14 @@ def upload() -> Response:
 @bp.post("/blacklist")
 def blacklist_() -> Response:
     req = auth.terminal_request("blacklist_req")
+    since = _optional_int(req.msg, "since", 0, 2**63 - 1)
+    offset = _optional_int(req.msg, "offset", 0, 2**31 - 1)
     db = context.get_db()
     _maybe_sweep(db)
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.touch(db, req.tid, context.now())
-        fields = blacklist.delta(db, req.msg["since"])
+        fields = blacklist.delta(db, since, offset)
     return _answer(req, "blacklist", fields)
 
 
@@ -98,8 +112,9 @@ def loads() -> Response:
         auth.claim_nonce(db, req)
         tstore.touch(db, req.tid, context.now())
         rows = []
-        if req.terminal["role"] == "pos":
-            rows = cstore.pending_loads(db, params.settings(db)["max_loads_per_reply"])
+        if req.terminal["role"] == "pos":  # the oldest first; the rest at the next syncs
+            limit = min(params.settings(db)["max_loads_per_reply"], params.MAX_LOADS_PER_REPLY)
+            rows = cstore.pending_loads(db, limit)
     packed = b"".join(messages.pack_load(uid, seq, amount, kind) for uid, seq, amount, kind in rows)
     return _answer(req, "loads", {"loads": packed})
 
@@ -114,9 +129,10 @@ def params_() -> Response:
         tstore.touch(db, req.tid, now)
     values = params.effective(db, req.terminal["merchant_id"])
     values["utc_offset_s"] = params.utc_offset_s(params.zone(db), now)
+    values["tz_offset_s"] = values["utc_offset_s"]  # the firmware's name for it
     values["terminal_id"] = req.tid
     values["merchant_id"] = req.terminal["merchant_id"]
-    return _answer(req, "params", {"params": values, "server_time": now})
+    return _answer(req, "params", {"params": values, "server_time": now, "version": params.version(db)})
 
 
 _HEARTBEAT_INTS = ("journal_fill", "unacked", "last_seq", "blacklist_version", "access_version",
@@ -136,4 +152,27 @@ def heartbeat() -> Response:
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.save_heartbeat(db, req.tid, req.msg, context.now())
-    return _answer(req, "heartbeat_ack", {"server_time": context.now()})
+        versions = {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db)}
+    return _answer(req, "heartbeat_ack", dict(versions, server_time=context.now()))
+
+
+@bp.post("/access")
+def access_() -> Response:
+    req = auth.terminal_request("access_req")
+    if req.terminal["role"] != "door":
+        raise Forbidden("terminal {} is a {} terminal: access lists go to doors only (register the door "
+                        "with role door)".format(req.tid, req.terminal["role"]))
+    since = _optional_int(req.msg, "since", 0, 2**63 - 1)
+    lst = _optional_int(req.msg, "list", 0, 1)
+    offset = _optional_int(req.msg, "offset", 0, 2**31 - 1)
+    held = req.msg["hash"]
+    if len(held) not in (0, access.HASH_LEN):
+        raise Invalid(f"access_req field 'hash' must be {access.HASH_LEN} bytes (or empty), got {len(held)}")
+    db = context.get_db()
+    _maybe_sweep(db)
+    now = context.now()
+    with store.transaction(db):
+        auth.claim_nonce(db, req)
+        tstore.touch(db, req.tid, now)
+        fields = access.answer(db, req.tid, lst, since, held, offset, now)
+    return _answer(req, "access", fields)

@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -70,8 +71,26 @@ class Terminal:
     def upload(self, recs: list[bytes]) -> dict[str, Any]:
         return self.call("upload", "upload", {"records": recs})
 
-    def blacklist(self, since: int) -> dict[str, Any]:
-        return self.call("blacklist", "blacklist_req", {"since": since})
+    def blacklist(self, since: int, offset: int = 0) -> dict[str, Any]:
+        return self.call("blacklist", "blacklist_req", {"since": since, "offset": offset})
+
+    def access(self, lst: int, since: int = 0, held_hash: bytes = b"", offset: int = 0) -> dict[str, Any]:
+        """One ``access`` request of a door: list ``lst`` (0 allow, 1 anytime)."""
+        return self.call("access", "access_req", {"since": since, "hash": held_hash, "list": lst, "offset": offset})
+
+    def sized(self, endpoint: str, mtype: str, expected: str, fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Like ``call`` (answer of type ``expected``), also giving the answer's size in bytes as
+        sent, for the terminals' 8 KB answer buffer."""
+        nonce = os.urandom(messages.NONCE_SIZE)
+        wire = self.seal(mtype, fields, nonce=nonce)
+        status, data, _ = self.srv.request("POST", "/api/v1/terminal/" + endpoint, wire,
+                                           {"Content-Type": "application/cbor"})
+        if status != 200:
+            raise AssertionError(f"{endpoint} -> {status} {cbor2.loads(data)}")
+        msg = messages.unseal(data, self.key, expected, None)
+        if msg["re"] != nonce:
+            raise AssertionError("answer does not echo the nonce")
+        return msg, len(data)
 
     def loads(self) -> list[tuple[bytes, int, int, int]]:
         blob = self.call("loads", "loads_req", {})["loads"]
@@ -82,6 +101,62 @@ class Terminal:
                 "access_version": 0, "offline_since": 0, "firmware": "test-1.0", "clock_drift": 0}
         body.update(fields)
         return self.call("heartbeat", "heartbeat", body)
+
+
+def split_keys(blob: bytes) -> list[bytes]:
+    """The 7-byte UID keys of a packed list, checked strictly ascending."""
+    uidlist.check_sorted(blob)
+    return [blob[i:i + 7] for i in range(0, len(blob), 7)]
+
+
+class DoorLists:
+    """A door's lists 0 and 1 kept as ``firmware.access`` keeps them, synced over the protocol
+    the same way (delta from the version held, whole list in pages, hash checked)."""
+
+    def __init__(self) -> None:
+        self.version = [0, 0]
+        self.keys: list[set[bytes]] = [set(), set()]
+
+    def hash(self, lst: int) -> bytes:
+        return hashlib.sha256(b"".join(sorted(self.keys[lst]))).digest()[:16]
+
+    def sync(self, term: Terminal, lst: int) -> list[dict[str, Any]]:
+        """Bring list ``lst`` up to date; returns the answers it took."""
+        answers: list[dict[str, Any]] = []
+        full = False
+        pages: list[bytes] = []
+        page_version = -1
+        while len(answers) < 100:
+            offset = sum(len(p) for p in pages) // 7
+            ans = term.access(lst, 0, b"", offset) if full else term.access(lst, self.version[lst], self.hash(lst))
+            answers.append(ans)
+            if ans["list"] != lst:
+                raise AssertionError(f"asked for list {lst}, got {ans['list']}")
+            if not ans["full"]:
+                if full or ans["since"] != self.version[lst]:
+                    raise AssertionError(f"delta from version {ans['since']}, door holds {self.version[lst]}")
+                added, removed = split_keys(ans["added"]), split_keys(ans["removed"])
+                self.keys[lst] = (self.keys[lst] | set(added)) - set(removed)
+                self.version[lst] = ans["version"]
+                if self.hash(lst) != ans["hash"]:
+                    full = True  # diverged: take the whole list, as the firmware does
+                    continue
+                return answers
+            if not full and not pages and ans["version"] == self.version[lst] and ans["hash"] == self.hash(lst):
+                return answers  # the whole list, but it is the one held
+            full = True
+            if ans["offset"] != offset or (pages and ans["version"] != page_version):
+                pages, page_version = [], -1  # changed between pages: start again
+                continue
+            page_version = ans["version"]
+            pages.append(ans["added"])
+            if offset + len(ans["added"]) // 7 >= ans["total"]:
+                keys = split_keys(b"".join(pages))
+                if hashlib.sha256(b"".join(keys)).digest()[:16] != ans["hash"]:
+                    raise AssertionError("whole list does not match its hash")
+                self.keys[lst], self.version[lst] = set(keys), ans["version"]
+                return answers
+        raise AssertionError("list sync did not finish in 100 requests")
 
 
 class Card:

@@ -388,4 +388,6 @@ def card_show(db: Any, ref: str) -> None:
     _json(cards.show(db, ref))
 
 
-COMMANDS = [server, admin_token, audit, sweep, merchant, terminal, card]
+from tools.door_cli import door  # noqa: E402  (door access commands; they use db_option above)
+
+COMMANDS = [server, admin_token, audit, sweep, merchant, terminal, card, door]

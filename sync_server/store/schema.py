@@ -13,6 +13,9 @@ Notes on the layout:
 * ``card_index`` is a lazily maintained (uid, counter) index of ``records``: rows up to the
   watermark in ``meta`` are indexed, newer ones are scanned (see ``store.records``). Random
   index inserts on every upload would cost more than the whole rest of ingest.
+* ``access_lists`` holds each door group's lists as they were last computed (``store.access``);
+  ``access_versions`` one row per version with its hash (version 0: empty), ``access_log``
+  the keys each version added or removed, so a door gets a delta from the version it holds.
 """
 
 MIGRATIONS = [
@@ -116,5 +119,47 @@ MIGRATIONS = [
         UNION ALL
         SELECT r.posting, c.credit_acct, r.credit, r.rid FROM records r JOIN cards c ON c.uid = r.uid
          WHERE r.credit != 0;
+    """,
+    # 2: door access lists (sync_server.access): door groups and their doors, card groups,
+    # grants, the two materialised UID lists per door group, their versions and change log.
+    """
+    CREATE TABLE door_groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                              note TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL,
+                              epoch INTEGER NOT NULL DEFAULT -1, next_change INTEGER);
+    CREATE TABLE doors (terminal_id INTEGER PRIMARY KEY REFERENCES terminals(id),
+                        group_id INTEGER NOT NULL REFERENCES door_groups(id),
+                        assigned INTEGER NOT NULL);
+    CREATE INDEX doors_group ON doors(group_id);
+
+    CREATE TABLE card_groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                              card_type INTEGER, created INTEGER NOT NULL);
+    CREATE TABLE card_group_members (group_id INTEGER NOT NULL REFERENCES card_groups(id),
+                                     card_id INTEGER NOT NULL REFERENCES cards(id),
+                                     added INTEGER NOT NULL,
+                                     PRIMARY KEY (group_id, card_id)) WITHOUT ROWID;
+    CREATE INDEX card_group_members_card ON card_group_members(card_id);
+
+    CREATE TABLE door_card_grants (group_id INTEGER NOT NULL REFERENCES door_groups(id),
+                                   card_id INTEGER NOT NULL REFERENCES cards(id),
+                                   anytime INTEGER NOT NULL, expires INTEGER,
+                                   created INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '',
+                                   PRIMARY KEY (group_id, card_id)) WITHOUT ROWID;
+    CREATE INDEX door_card_grants_card ON door_card_grants(card_id);
+    CREATE TABLE door_group_grants (group_id INTEGER NOT NULL REFERENCES door_groups(id),
+                                    card_group_id INTEGER NOT NULL REFERENCES card_groups(id),
+                                    anytime INTEGER NOT NULL, expires INTEGER,
+                                    created INTEGER NOT NULL,
+                                    PRIMARY KEY (group_id, card_group_id)) WITHOUT ROWID;
+    CREATE INDEX door_group_grants_cards ON door_group_grants(card_group_id);
+
+    CREATE TABLE access_lists (group_id INTEGER NOT NULL, list INTEGER NOT NULL, uid BLOB NOT NULL,
+                               PRIMARY KEY (group_id, list, uid)) WITHOUT ROWID;
+    CREATE TABLE access_versions (group_id INTEGER NOT NULL, list INTEGER NOT NULL,
+                                  version INTEGER NOT NULL, hash BLOB NOT NULL,
+                                  count INTEGER NOT NULL, at INTEGER NOT NULL,
+                                  PRIMARY KEY (group_id, list, version)) WITHOUT ROWID;
+    CREATE TABLE access_log (group_id INTEGER NOT NULL, list INTEGER NOT NULL,
+                             version INTEGER NOT NULL, uid BLOB NOT NULL, added INTEGER NOT NULL,
+                             PRIMARY KEY (group_id, list, version, uid)) WITHOUT ROWID;
     """,
 ]
