@@ -95,7 +95,7 @@ def issue(db: store.Database, now: int, uid: bytes, card_no: str, holder_id: str
             raise Conflict(f"Card number {card_no} is already registered.")
         cid = cstore.insert_card(db, uid, card_no, holder_id, ctype, valid_from, valid_until, now)
         cstore.log(db, cid, now, "issue", f"{card_layout.CARD_TYPE_NAMES[ctype]} card for holder {holder_id}")
-        astore.bump_epoch(db)  # door groups granted to its card type take it in
+        astore.bump_epoch(db, cid)  # door groups granted to its card type take it in
     return show(db, card_no)
 
 
@@ -106,7 +106,7 @@ def _day(db: store.Database, t: int) -> str:
 def set_status(db: store.Database, card: dict[str, Any], status: str, reason: str, now: int) -> None:
     cstore.set_status(db, card["id"], status, reason, now)
     cstore.log(db, card["id"], now, status, reason)
-    astore.bump_epoch(db)  # only active cards are on door access lists
+    astore.bump_epoch(db, card["id"])  # only active cards are on door access lists
     if status == "active":
         cstore.blacklist_remove(db, card["uid"], now)
     else:

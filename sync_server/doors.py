@@ -194,7 +194,7 @@ def show(db: store.Database, ref: str | int, now: int | None = None) -> dict[str
     g = find_group(db, ref)
     if now is not None:
         with store.transaction(db):
-            access.ensure_fresh(db, g["id"], now)
+            access.catch_up(db, g["id"], now)
     lists = access.lists_of(db, g["id"])
     total = lists[0]["version"] + lists[1]["version"]
     doors = [dict(d, in_sync=d["access_version"] == total) for d in astore.doors_in(db, g["id"])]
@@ -222,7 +222,7 @@ def members(db: store.Database, ref: str, lst: int, now: int) -> dict[str, Any]:
         raise Invalid(f"list must be 0 (allow) or 1 (anytime), got {lst}")
     g = find_group(db, ref)
     with store.transaction(db):
-        access.ensure_fresh(db, g["id"], now)
+        access.catch_up(db, g["id"], now)
     cur = access.lists_of(db, g["id"])[lst]
     keys = astore.list_keys(db, g["id"], lst)
     return dict(cur, door_group=g["name"], uids=[uidlist.uid_from_key(k).hex().upper() for k in keys])

@@ -66,6 +66,7 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
         cstore.prune_blacklist_log(db, now - s["blacklist_log_keep_s"])
         out["door_groups_refreshed"] = access.refresh_stale(db, now)
         astore.prune_log(db, now - s["access_log_keep_s"])
+        astore.prune_dirty(db)
         out["nonces_pruned"] = tstore.prune_nonces(db, now - 2 * messages.MAX_SKEW)
         rstore.catch_up_index(db, 1)
     return out

@@ -3,6 +3,7 @@ lists per door group with their versions and change log (see ``sync_server.acces
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -21,13 +22,26 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 def epoch(db: Database) -> int:
-    row = db.execute("SELECT value FROM meta WHERE name = 'access_epoch'").fetchone()
-    return 0 if row is None else row[0]
+    """Id of the last card event (0: none yet)."""
+    row = db.execute("SELECT MAX(id) FROM access_dirty").fetchone()
+    return row[0] or 0
 
 
-def bump_epoch(db: Database) -> None:
-    db.execute("INSERT INTO meta (name, value) VALUES ('access_epoch', 1) "
-               "ON CONFLICT(name) DO UPDATE SET value = value + 1")
+def bump_epoch(db: Database, card_id: int) -> None:
+    """Note that card ``card_id`` changed in a way door lists may care about."""
+    db.execute("INSERT INTO access_dirty (card_id) VALUES (?)", [card_id])
+
+
+def dirty_cards(db: Database, after: int, limit: int) -> list[int]:
+    """Distinct cards of the events after id ``after`` (at most ``limit``)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT card_id FROM access_dirty WHERE id > ? LIMIT ?",
+                                     [after, limit])]
+
+
+def prune_dirty(db: Database) -> int:
+    """Forget events every door group has taken in (keeping the newest, which is the epoch)."""
+    return db.execute("DELETE FROM access_dirty WHERE id < (SELECT MAX(id) FROM access_dirty) AND "
+                      "id <= (SELECT COALESCE(MIN(epoch), 0) FROM door_groups)").rowcount
 
 
 # -- door groups and doors ---------------------------------------------------------------------
@@ -169,11 +183,15 @@ def group_grants(db: Database, gid: int) -> list[dict[str, Any]]:
         "ORDER BY cg.name", [gid]))
 
 
-def wanted(db: Database, gid: int, now: int) -> list[tuple[bytes, int, int | None, int]]:
+def wanted(db: Database, gid: int, now: int, card_ids: list[int] | None = None
+           ) -> list[tuple[bytes, int, int | None, int]]:
     """(uid, anytime, grant expiry, card valid_until) of every grant now in force for door group
     ``gid``: individual grants, and group grants (listed members or every card of a type) of
-    cards that are not temporary; only active cards within their validity."""
+    cards that are not temporary; only active cards within their validity. With ``card_ids``,
+    only for those cards."""
     live = "c.status = 'active' AND c.valid_until >= :now AND (g.expires IS NULL OR g.expires > :now)"
+    if card_ids is not None:
+        live += " AND c.id IN (SELECT value FROM json_each(:ids))"
     return db.execute(
         "SELECT c.uid, g.anytime, g.expires, c.valid_until FROM door_card_grants g "
         f"JOIN cards c ON c.id = g.card_id WHERE g.group_id = :gid AND {live} "
@@ -185,7 +203,15 @@ def wanted(db: Database, gid: int, now: int) -> list[tuple[bytes, int, int | Non
         "SELECT c.uid, g.anytime, g.expires, c.valid_until FROM door_group_grants g "
         "JOIN card_groups cg ON cg.id = g.card_group_id JOIN cards c ON c.type = cg.card_type "
         f"WHERE g.group_id = :gid AND cg.card_type IS NOT NULL AND c.type != :temp AND {live}",
-        {"gid": gid, "now": now, "temp": _TEMPORARY}).fetchall()
+        {"gid": gid, "now": now, "temp": _TEMPORARY, "ids": json.dumps(card_ids or [])}).fetchall()
+
+
+def listed_among(db: Database, gid: int, lst: int, card_ids: list[int]) -> set[bytes]:
+    """The UIDs of ``card_ids`` that are on list ``lst`` of door group ``gid`` now."""
+    return {r[0] for r in db.execute(
+        "SELECT c.uid FROM cards c WHERE c.id IN (SELECT value FROM json_each(?)) AND EXISTS "
+        "(SELECT 1 FROM access_lists a WHERE a.group_id = ? AND a.list = ? AND a.uid = c.uid)",
+        [json.dumps(card_ids), gid, lst])}
 
 
 # -- the lists, their versions and the change log -----------------------------------------------

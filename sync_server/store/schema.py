@@ -16,6 +16,8 @@ Notes on the layout:
 * ``access_lists`` holds each door group's lists as they were last computed (``store.access``);
   ``access_versions`` one row per version with its hash (version 0: empty), ``access_log``
   the keys each version added or removed, so a door gets a delta from the version it holds.
+  ``access_dirty`` lists the cards touched by events since; ``door_groups.epoch`` is the last
+  of its ids a door group has taken in.
 """
 
 MIGRATIONS = [
@@ -161,5 +163,10 @@ MIGRATIONS = [
     CREATE TABLE access_log (group_id INTEGER NOT NULL, list INTEGER NOT NULL,
                              version INTEGER NOT NULL, uid BLOB NOT NULL, added INTEGER NOT NULL,
                              PRIMARY KEY (group_id, list, version, uid)) WITHOUT ROWID;
+    """,
+    # 3: cards whose events (status, issue) may change door lists: door groups catch up from
+    # the id they last saw (door_groups.epoch) by looking at those cards only.
+    """
+    CREATE TABLE access_dirty (id INTEGER PRIMARY KEY AUTOINCREMENT, card_id INTEGER NOT NULL);
     """,
 ]
