@@ -14,7 +14,8 @@
 ==============================================  ================================================
 
 ``<ref>`` is the door group's id or name; cards are card numbers or UID hex; ``until`` is UTC
-seconds or a local YYYY-MM-DD date (valid through its end).
+seconds or a local YYYY-MM-DD date (valid through its end). ``POST .../doors`` and
+``POST .../grants`` are the same as ``assign`` and ``grant`` (collection-style names).
 
 Usage::
 
@@ -54,6 +55,9 @@ def _refs(data: dict[str, Any], name: str) -> list[str] | None:
     return refs
 
 
+_ALIASES = {"doors": "assign", "grants": "grant"}
+
+
 @bp.get("/doors/groups")
 def door_groups() -> Any:
     return jsonify(doors.list_all(context.get_db()))
@@ -82,6 +86,7 @@ def door_group_action(ref: str, action: str) -> Any:
     db = context.get_db()
     now = context.now()
     field = admin_api.field
+    action = _ALIASES.get(action, action)
     if action == "assign":
         out = doors.assign(db, now, ref, field(data, "terminal_id", int))
     elif action == "grant":

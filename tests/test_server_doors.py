@@ -143,7 +143,7 @@ def test_an_expired_grant_drops_out_at_the_next_sync(srv: ServerProcess) -> None
 def test_lost_card_leaves_the_lists_and_comes_back_when_found(srv: ServerProcess) -> None:
     dorm = Dorm(srv)
     alice, bob = dorm.campus.card(), dorm.campus.card("staff")
-    dorm.action("grant", card=alice.card_no)
+    dorm.action("grants", card=alice.card_no)  # the collection-style name of "grant"
     dorm.action("grant", card=bob.card_no, anytime=True)
     dorm.sync()
     assert dorm.lists.keys == [{alice.key, bob.key}, {bob.key}]
@@ -221,6 +221,12 @@ def test_refusals(srv: ServerProcess) -> None:
     assert status == 404 and "group-add" in body["error"]
     status, body = srv.admin_raw("POST", "/doors/groups", {"name": dorm.name})
     assert status == 409
+    status, body = srv.admin_raw("POST", f"{dorm.path}/open-sesame", {})
+    assert status == 404 and "grant-group" in body["error"]
+    for fields, what in (({"since": -1}, "'since'"), ({"list": True}, "'list'")):
+        msg = dict({"since": 0, "hash": b"", "list": 0, "offset": 0}, **fields)
+        status, body = dorm.door.post("access", dorm.door.seal("access_req", msg))
+        assert status == 400 and what in body["error"], body
     status, _ = srv.admin_raw("GET", "/doors/groups", token="wrong")
     assert status == 401
 
