@@ -98,10 +98,16 @@ def test_lost_card_refused_by_every_terminal_within_one_sync_interval(tmp_path: 
     with Campus(tmp_path / "campus", sync_interval_s=interval, poll_ms=100) as campus:
         canteen = campus.merchant("East canteen", double_tap_gap_s=0)
         tills: list[Unit] = [campus.pos("till-1", canteen), campus.pos("till-2", canteen)]
+        door = campus.door("dorm-door", campus.merchant("Dorm 5"))
         lost = campus.card("gus", "04AA0001", "student", balance=3000)
+        group = campus.admin("POST", "/doors/groups", {"name": "Building 5"})
+        campus.admin("POST", f"/doors/groups/{group['id']}/assign", {"terminal_id": door.tid})
+        campus.admin("POST", f"/doors/groups/{group['id']}/grant", {"card": "04AA0001"})
         for t in tills:
             campus.sync(t)
             assert paid(campus.sale(t, lost, 100))
+        campus.sync(door)
+        assert any("Door open" in s for s in campus.tap(door, lost))
         campus.admin("POST", "/cards/04AA0001/report-loss", {"reason": "lost on the bus"})
         reported = time.monotonic()
         # no "sync" line from here on: the terminals sync by themselves between taps
@@ -109,4 +115,30 @@ def test_lost_card_refused_by_every_terminal_within_one_sync_interval(tmp_path: 
         for t in tills:
             screens = campus.sale(t, lost, 100)
             assert not paid(screens) and any("lost" in s for s in screens), (t.name, screens)
+        screens = campus.tap(door, lost)
+        assert not any("Door open" in s for s in screens) and any("lost" in s for s in screens), screens
         assert time.monotonic() - reported < interval + 3
+        denial = [r for r in door.journal() if r.type == records.DOOR_DENIED]
+        assert [r.uid for r in denial] == [lost.uid]
+
+
+def test_dorm_manager_revokes_and_the_door_denies_at_the_next_sync(campus: Campus) -> None:
+    door = campus.door("dorm-door", campus.merchant("Dorm 7"))
+    kim = campus.card("kim", "04BB0002", "student")
+    lee = campus.card("lee", "04BB0003", "temporary")
+    group = campus.admin("POST", "/doors/groups", {"name": "Building 7"})
+    campus.admin("POST", f"/doors/groups/{group['id']}/assign", {"terminal_id": door.tid})
+    campus.admin("POST", f"/doors/groups/{group['id']}/grant", {"card": "04BB0002"})
+    campus.admin("POST", f"/doors/groups/{group['id']}/grant-group", {"card_group": "residents", "cards": ["04BB0003"]})
+    assert campus.sync(door)["online"] == "1"
+    assert any("Door open" in s for s in campus.tap(door, kim))
+    # a temporary card gets nothing from a group grant: only an individual grant opens doors
+    assert any("No access" in s for s in campus.tap(door, lee))
+
+    campus.admin("POST", f"/doors/groups/{group['id']}/revoke", {"card": "04BB0002"})
+    assert any("Door open" in s for s in campus.tap(door, kim))  # the door has not synced yet
+    campus.sync(door)
+    assert any("No access" in s for s in campus.tap(door, kim))
+    decisions = [(r.type, r.uid) for r in door.journal() if r.type in (records.DOOR_GRANTED, records.DOOR_DENIED)]
+    assert decisions == [(records.DOOR_GRANTED, kim.uid), (records.DOOR_DENIED, lee.uid),
+                         (records.DOOR_GRANTED, kim.uid), (records.DOOR_DENIED, kim.uid)]
