@@ -125,19 +125,24 @@ def test_temporary_cards_get_in_only_by_an_individual_grant(srv: ServerProcess) 
 
 def test_an_expired_grant_drops_out_at_the_next_sync(srv: ServerProcess) -> None:
     dorm = Dorm(srv)
-    guest, resident = dorm.campus.card(), dorm.campus.card()
+    guest, resident, other = dorm.campus.card(), dorm.campus.card(), dorm.campus.card()
+    leaving = Card("04E5E6E7", "LEAVING-1")  # a card whose validity ends within the hour
+    srv.admin("POST", "/cards", {"uid": "04E5E6E7", "card_no": leaving.card_no, "holder_id": "H-leaving",
+                                 "type": "identity", "valid_until": srv.now() + 1800})
     dorm.action("grant", card=guest.card_no, until=srv.now() + 3600)
-    dorm.action("grant", card=resident.card_no)
+    dorm.action("grant-group", card_group="expiry-residents", cards=[resident.card_no, other.card_no])
+    dorm.action("grant", card=leaving.card_no, anytime=True)
     dorm.sync()
-    assert dorm.lists.keys[0] == {guest.key, resident.key}
+    assert dorm.lists.keys == [{guest.key, resident.key, other.key, leaving.key}, {leaving.key}]
     status, body = srv.admin_raw("POST", f"{dorm.path}/grant",
                                  {"card": guest.card_no, "until": srv.now() - 5})
     assert status == 400 and "future" in body["error"]
 
     srv.advance(2 * 3600)
-    delta, _ = dorm.sync()
-    assert not delta[0]["full"] and delta[0]["removed"] == guest.key
-    assert dorm.lists.keys[0] == {resident.key}
+    d0, d1 = dorm.sync()
+    assert not d0[0]["full"] and set(split_keys(d0[0]["removed"])) == {guest.key, leaving.key}
+    assert not d1[0]["full"] and d1[0]["removed"] == leaving.key
+    assert dorm.lists.keys == [{resident.key, other.key}, set()]
 
 
 def test_lost_card_leaves_the_lists_and_comes_back_when_found(srv: ServerProcess) -> None:
