@@ -157,6 +157,23 @@ class Campus:
         """The purse balance as the card itself holds it."""
         return cl.decode_value_block(card.block(cl.BLOCK_BALANCE))[0]
 
+    def stored(self, unit: Unit | None = None) -> list[records.Record]:
+        """The records the server has stored (of one terminal, in sequence order), read from
+        its database file."""
+        import sqlite3
+
+        assert self.server is not None
+        con = sqlite3.connect(f"file:{self.server.db}?mode=ro", uri=True)
+        try:
+            if unit is None:
+                rows = con.execute("SELECT raw FROM records ORDER BY terminal_id, seq").fetchall()
+            else:
+                rows = con.execute("SELECT raw FROM records WHERE terminal_id = ? ORDER BY seq",
+                                   (unit.tid,)).fetchall()
+        finally:
+            con.close()
+        return [records.decode(bytes(r[0])) for r in rows]
+
     def audit(self) -> dict[str, Any]:
         return dict(self.admin("GET", "/audit"))
 
