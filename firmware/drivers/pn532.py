@@ -64,6 +64,7 @@ from firmware.mifare import (
     Reader,
     ReaderError,
     Timeout,
+    card_io_time_us,
 )
 
 _DEBUG = const(False)
@@ -108,6 +109,18 @@ _SEND_TRIES = const(3)
 _NACK_TRIES = const(2)
 _TIMEOUT_MS = const(100)
 _POLL_TIMEOUT_MS = const(250)
+
+# Modelled card time (firmware.mifare) of each MIFARE command sent, by OP_*: AUTH 12 bytes to
+# the card and 8 back, READ 4 and 18, WRITE 22, VALUE 10, TRANSFER 4, HALT 4.
+_OP_US = (
+    0,
+    card_io_time_us(OP_AUTH, 12, 8),
+    card_io_time_us(OP_READ, 4, 18),
+    card_io_time_us(OP_WRITE, 22, 0),
+    card_io_time_us(OP_VALUE, 10, 0),
+    card_io_time_us(OP_TRANSFER, 4, 0),
+    card_io_time_us(OP_HALT, 4, 0),
+)
 
 _GOT_ACK = const(-1)
 _GOT_NACK = const(-2)
@@ -254,6 +267,28 @@ class PN532(Reader):
         self._d = p
         return ln
 
+    def _answer(self, code, timeout_ms):
+        """Read the answer frame the hard way: NACK a damaged one (twice), abort on time-out."""
+        nacks = 0
+        while True:
+            try:
+                got = self._read_frame(timeout_ms)
+            except FrameError:
+                if nacks == _NACK_TRIES:
+                    raise
+                nacks += 1
+                self._discard()
+                self._write_frame(_NACK_FRAME)  # ask for the answer again (section 6.2.1.4)
+                continue
+            if got == _GOT_NOTHING:
+                raise self._no_answer(code, timeout_ms)
+            if got >= 0:
+                return got
+
+    def _no_answer(self, code, timeout_ms):
+        self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
+        return Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
+
     def _send_command(self, code, n, timeout_ms):
         """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
 
@@ -292,10 +327,13 @@ class PN532(Reader):
         for _ in range(_SEND_TRIES):
             if stale:
                 self._discard()
-            self._rp = self._rn = 0
+            self._rp = 0
             self._write_frame(frame)
             # The ACK 00 00 FF 00 FF 00 comes first, often together with the answer.
-            self._need(6, ticks_ms(), _ACK_TIMEOUT_MS)
+            start = ticks_ms()
+            self._rn = got = self._recv(rb, start, _ACK_TIMEOUT_MS)
+            if 0 < got < 6:
+                self._need(6, start, _ACK_TIMEOUT_MS)
             if (self._rn >= 6 and rb[0] == 0x00 and rb[1] == 0x00 and rb[2] == 0xFF and rb[3] == 0x00
                     and rb[4] == 0xFF and rb[5] == 0x00):
                 self._rp = 6
@@ -311,22 +349,31 @@ class PN532(Reader):
             stale = True
         else:
             raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
-        nacks = 0
-        while True:
-            try:
-                got = self._read_frame(timeout_ms)
-            except FrameError:
-                if nacks == _NACK_TRIES:
-                    raise
-                nacks += 1
-                self._discard()
-                self._write_frame(_NACK_FRAME)  # ask for the answer again (section 6.2.1.4)
-                continue
-            if got == _GOT_NOTHING:
-                self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
-                raise Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
-            if got >= 0:
-                break
+        # The answer, checked in place when it came whole (00 00 FF LEN LCS TFI..DCS): the
+        # common case; anything else goes through _read_frame (preamble, NACK, time-out).
+        p = self._rp
+        if p == self._rn:
+            self._rp = p = 0
+            self._rn = self._recv(rb, ticks_ms(), timeout_ms)
+            if not self._rn:
+                raise self._no_answer(code, timeout_ms)
+        ln = rb[p + 3]
+        end = p + 5 + ln  # the DCS
+        total = 1
+        if (end < self._rn and rb[p] == 0x00 and rb[p + 1] == 0x00 and rb[p + 2] == 0xFF
+                and (ln + rb[p + 4]) & 0xFF == 0 and 0 < ln <= _RX_MAX):
+            total = 0
+            for i in range(p + 5, end + 1):
+                total += rb[i]
+        if total & 0xFF == 0:
+            got = ln
+            self._d = p + 5
+            end += 1
+            if end < self._rn and rb[end] == 0x00:
+                end += 1  # postamble
+            self._rp = end
+        else:
+            got = self._answer(code, timeout_ms)
         d = self._d
         if _DEBUG:
             print("pn532 <", bytes(self._rbmv[d : d + got]).hex())
@@ -348,9 +395,9 @@ class PN532(Reader):
         for i in range(n):
             self._tx[_P + i] = data[i]
         m = self._send_command(code, n, timeout)
-        return self._answer(0, m)
+        return self._data(0, m)
 
-    def _answer(self, skip, m):
+    def _data(self, skip, m):
         """The last answer's data after its first ``skip`` bytes, up to its ``m`` bytes."""
         d = self._d + 2
         return self._rbmv[d + skip : d + m]
@@ -392,7 +439,7 @@ class PN532(Reader):
         for i in range(len(initiator_data)):
             self._tx[_P + 2 + i] = initiator_data[i]
         m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _POLL_TIMEOUT_MS)
-        return self._answer(0, m)
+        return self._data(0, m)
 
     def in_data_exchange(self, tg, data, timeout=_TIMEOUT_MS):
         """Send ``data`` to target ``tg``; returns its answer, raises PN532Error on a status."""
@@ -406,7 +453,7 @@ class PN532(Reader):
         status = self._rb[self._d + 2] & 0x3F
         if status:
             raise PN532Error(status)
-        return self._answer(1, m)
+        return self._data(1, m)
 
     def in_release(self, tg=0):
         """Release target ``tg`` (0: all); returns the status byte."""
@@ -456,23 +503,29 @@ class PN532(Reader):
         self._select_io(n)
         return n
 
-    def _mifare(self, op, n, block, tx_air, rx_air):
-        """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count."""
+    def _mifare(self, op, n, block):
+        """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count
+        (the data start at ``_rb[_d + 3]``)."""
         self._tx[_P] = self._tg
-        m = self._send_command(_CMD_IN_DATA_EXCHANGE, 1 + n, _TIMEOUT_MS)
-        self._card_io(op, tx_air, rx_air)
-        if m < 1:
-            raise FrameError("InDataExchange answer has no status byte")
-        status = self._rb[self._d + 2] & 0x3F
-        if status == 0:
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, n + 1, _TIMEOUT_MS)
+        self.card_ios += 1
+        self.card_io_us += _OP_US[op]
+        if m and not self._rb[self._d + 2] & 0x3F:
             return m - 1
+        raise self._card_error(op, block, m)
+
+    def _card_error(self, op, block, m):
+        """The error for an InDataExchange answer of ``m`` bytes without status 0."""
+        if m < 1:
+            return FrameError("InDataExchange answer has no status byte")
+        status = self._rb[self._d + 2] & 0x3F
         if status == 0x01:
-            raise NoCard("card did not answer at block %d (PN532 error 0x01): it left the field" % block)
+            return NoCard("card did not answer at block %d (PN532 error 0x01): it left the field" % block)
         if status == 0x14 and op == OP_AUTH:
-            raise AuthFailed("card refused the key for block %d (PN532 error 0x14)" % block)
+            return AuthFailed("card refused the key for block %d (PN532 error 0x14)" % block)
         if status == 0x14:
-            raise CardIOError("card refused the command on block %d (NAK, PN532 error 0x14)" % block)
-        raise CardIOError("block %d: PN532 error 0x%02x: %s" % (block, status, _error_text(status)))
+            return CardIOError("card refused the command on block %d (NAK, PN532 error 0x14)" % block)
+        return CardIOError("block %d: PN532 error 0x%02x: %s" % (block, status, _error_text(status)))
 
     def auth(self, block, key_type, key, uid_mv):
         if key_type != KEY_A and key_type != KEY_B:
@@ -482,17 +535,18 @@ class PN532(Reader):
         tx = self._tx
         tx[_P + 1] = key_type
         tx[_P + 2] = block
-        for i in range(6):
-            tx[_P + 3 + i] = key[i]
+        tx[_P + 3 : _P + 9] = key
         u = len(uid_mv) - 4  # the last 4 UID bytes enter the authentication
-        for i in range(4):
-            tx[_P + 9 + i] = uid_mv[u + i]
-        self._mifare(OP_AUTH, 12, block, 12, 8)
+        tx[_P + 9] = uid_mv[u]
+        tx[_P + 10] = uid_mv[u + 1]
+        tx[_P + 11] = uid_mv[u + 2]
+        tx[_P + 12] = uid_mv[u + 3]
+        self._mifare(OP_AUTH, 12, block)
 
     def read_block(self, block, out_buf):
         self._tx[_P + 1] = _MF_READ
         self._tx[_P + 2] = block
-        m = self._mifare(OP_READ, 2, block, 4, 18)
+        m = self._mifare(OP_READ, 2, block)
         if m != 16:
             raise CardIOError("short read of block %d: expected 16 bytes, got %d" % (block, m))
         d = self._d + 3
@@ -505,7 +559,7 @@ class PN532(Reader):
         tx[_P + 1] = _MF_WRITE
         tx[_P + 2] = block
         tx[_P + 3 : _P + 19] = data
-        self._mifare(OP_WRITE, 18, block, 22, 0)
+        self._mifare(OP_WRITE, 18, block)
 
     def _value(self, cmd, block, amount):
         if amount < 0 or amount > 0x7FFFFFFF:
@@ -513,9 +567,11 @@ class PN532(Reader):
         tx = self._tx
         tx[_P + 1] = cmd
         tx[_P + 2] = block
-        for i in range(4):
-            tx[_P + 3 + i] = (amount >> (8 * i)) & 0xFF
-        self._mifare(OP_VALUE, 6, block, 10, 0)
+        tx[_P + 3] = amount & 0xFF  # little-endian operand
+        tx[_P + 4] = (amount >> 8) & 0xFF
+        tx[_P + 5] = (amount >> 16) & 0xFF
+        tx[_P + 6] = amount >> 24
+        self._mifare(OP_VALUE, 6, block)
 
     def decrement(self, block, amount):
         self._value(_MF_DECREMENT, block, amount)
@@ -529,7 +585,7 @@ class PN532(Reader):
     def transfer(self, block):
         self._tx[_P + 1] = _MF_TRANSFER
         self._tx[_P + 2] = block
-        self._mifare(OP_TRANSFER, 2, block, 4, 0)
+        self._mifare(OP_TRANSFER, 2, block)
 
     def halt(self):
         """Release the target: the PN532 halts the card (HLTA)."""
@@ -537,7 +593,8 @@ class PN532(Reader):
             tg = self._tg
             self._tg = 0
             self.in_release(tg)
-            self._card_io(OP_HALT, 4, 0)
+            self.card_ios += 1
+            self.card_io_us += _OP_US[OP_HALT]
 
 
 class PN532_UART(PN532):
