@@ -44,9 +44,12 @@ _LABEL_ISSUER = b"campuscard/issuer-mac/v1"
 _LABEL_PIN = b"campuscard/pin-check/v1"
 _LABEL_TERMINAL = b"campuscard/terminal-key/v1"
 
-# The padded key blocks of the most recent key: a terminal MACs with the same key again and
-# again (its own key for records, one card's purse key during a tap).
-_pad_cache = [b"", b"", b""]
+# The padded key blocks of the last few keys, [key, ipad, opad] each: a terminal MACs with the
+# same keys again and again (its own key for records; during a tap, the card's issuer and
+# purse keys), and padding a key costs more than the two hashes of a short message.
+_PAD_KEYS = const(4)
+_pad_cache = [None] * (3 * _PAD_KEYS)  # type: list[bytes | None]
+_pad_next = [0]  # the entry to replace next
 
 
 def _xor(key, pad):
@@ -59,11 +62,16 @@ def _pads(key):
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     c = _pad_cache
-    if c[0] != key:
-        c[1] = _xor(key, _IPAD)
-        c[2] = _xor(key, _OPAD)
-        c[0] = bytes(key)
-    return c[1], c[2]
+    for i in range(0, 3 * _PAD_KEYS, 3):
+        if c[i] == key:
+            return c[i + 1], c[i + 2]
+    i = _pad_next[0]
+    _pad_next[0] = (i + 3) % (3 * _PAD_KEYS)
+    c[i] = None  # an entry is complete only once its key is set
+    c[i + 1] = _xor(key, _IPAD)
+    c[i + 2] = _xor(key, _OPAD)
+    c[i] = bytes(key)
+    return c[i + 1], c[i + 2]
 
 
 def hmac_sha256_py(key, msg):
