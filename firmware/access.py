@@ -253,7 +253,7 @@ class AccessLists:
         s = self._lists[i]
         full = self._want_full or self._writer is not None
         fields = {"since": 0 if full else s.version, "hash": b"" if full else self.list_hash(i),
-                  "list": i, "offset": self._offset}
+                  "list": i, "offset": self._offset, "max": sync.page_keys}
         ans = sync.request("access", "access_req", fields, "access")
         if ans.get("list", i) != i:
             _fail("asked for access list %d, got list %r" % (i, ans.get("list")))

@@ -260,7 +260,9 @@ class Terminal:
              "commands": r.commands, "card_ios": r.card_ios, "card_io_us": r.card_io_us,
              "heap_high": self.heap_high, "code_heap": self.code_heap, "poll_cpu_s": self.poll_cpu,
              "reader_cpu_s": purse.reader.cpu if purse.reader is not r else 0.0,
-             "journal_unacked": self.journal.unacked_count()}
+             "journal_unacked": self.journal.unacked_count(), "blacklist_count": self.blacklist.count(),
+             "clock": self.board.clock.now(), "params": self.params.as_dict(),
+             "sync_requests": self.sync.requests if self.sync is not None else 0}
         if micropython is not None:
             d["mem_peak"] = micropython.mem_peak()  # type: ignore[attr-defined]
             d["mem_alloc"] = gc.mem_alloc()  # type: ignore[attr-defined]

@@ -35,7 +35,11 @@ except ImportError:
 
 _API = "/api/v1/terminal/"
 _CHUNK = const(8)  # records read from flash at a time
-_RESP_SIZE = const(8192)  # biggest answer: a blacklist delta of 1,000 changes, a page of 1,000 UIDs
+# A page of UID keys per answer: its bytes are copied twice while the answer is opened
+# (envelope body, then the field), so it is kept to what a 64 KB heap does without strain.
+PAGE_KEYS = const(400)
+_LOADS_MAX = const(200)  # pending loads per answer (16 bytes each)
+_RESP_SIZE = const(4096)  # biggest answer: a page of 400 UID keys (2,800 bytes) or 200 loads
 _REC = const(64)
 MAX_DRIFT_S = const(5)  # the clock is set from the server when it is further off than this
 
@@ -61,6 +65,10 @@ class SyncError(Exception):
     """The server answered but refused a request, or answered something unusable."""
 
 
+class ClockRefused(SyncError):
+    """The server refused a request's time stamp: our clock is off by more than the skew."""
+
+
 class Sync:
     def __init__(self, terminal_id, key, server_url, journal, blacklist, loads, params, clock,
                  firmware="0.1.0", upload_enabled=True, batch=64, timeout_s=3, access=None):
@@ -83,14 +91,19 @@ class Sync:
         self.clock_drift = 0
         self.last_error = ""
         self.rejected = 0
+        self.requests = 0
+        self.page_keys = PAGE_KEYS  # UID keys per answer this terminal asks for (door lists too)
+        self._ts_offset = 0  # request stamps only, from an unsigned hint; sealed answers set the clock
         reserve()
         self._resp = _reserved[0]
         self._chunk = bytearray(_CHUNK * _REC)
         self._step = STEP_DONE
         self._bl_offset = 0
         self._bl_writer = None
-        self._bl_since = -1
         self._bl_version = 0
+        self._bl_full = False  # the next blacklist request asks for the whole list
+        self._server_bl = -1  # blacklist / params versions the last heartbeat named (-1: unknown)
+        self._server_params = -1
         self._cycle_at = -1 << 30
         self.force = False
 
@@ -191,16 +204,32 @@ class Sync:
     # -- requests --------------------------------------------------------------------------
 
     def request(self, endpoint, mtype, fields, expected):
-        """Seal, send and check one request; returns the answer's fields."""
-        nonce = os.urandom(messages.NONCE_SIZE)
-        wire = messages.seal(self.key, self.tid, mtype, fields, self.clock.now(), nonce)
-        status, _ = self.http.post(_API + endpoint, len(wire), lambda w: w(wire))
-        return self._answer(status, expected, nonce)
+        """Seal, send and check one request; returns the answer's fields. A request refused for
+        our clock is sent once more stamped with the server's time hint."""
+        for attempt in (0, 1):
+            nonce = os.urandom(messages.NONCE_SIZE)
+            wire = messages.seal(self.key, self.tid, mtype, fields, self.stamp(), nonce)
+            self.requests += 1
+            status, _ = self.http.post(_API + endpoint, len(wire), lambda w: w(wire))
+            try:
+                return self._answer(status, expected, nonce)
+            except ClockRefused:
+                if attempt:
+                    raise
+        raise SyncError("unreachable")
+
+    def stamp(self):
+        """The time to stamp a request with: our clock, corrected by the server's last hint."""
+        return self.clock.now() + self._ts_offset
 
     def _answer(self, status, expected, nonce):
         body = self.http.read_body(self._resp)
         if status != 200:
-            raise SyncError("server refused (HTTP %d): %s" % (status, _error_text(body)))
+            text, hint = _error_text(body)
+            if hint and "clock" in text:
+                self._ts_offset = hint - self.clock.now()
+                raise ClockRefused("server refused our clock (HTTP %d): %s" % (status, text))
+            raise SyncError("server refused (HTTP %d): %s" % (status, text))
         try:
             ans = messages.unseal(body, self.key, expected, None)
         except Exception as e:  # MessageError: a forged or garbled answer
@@ -218,10 +247,14 @@ class Sync:
             "access_version": self.access.version() if self.access is not None else 0,
             "firmware": self.firmware, "clock_drift": self.clock_drift}, "heartbeat_ack")
         self._set_time(ans["server_time"])
+        self._server_bl = ans.get("blacklist_version", -1)
+        self._server_params = ans.get("params_version", -1)
 
     def _set_time(self, server_time):
+        """Set the clock from a sealed answer (authenticated and fresh: it echoes our nonce)."""
         drift = self.clock.now() - server_time
         self.clock_drift = drift
+        self._ts_offset = 0
         if drift > MAX_DRIFT_S or drift < -MAX_DRIFT_S:
             self.clock.set(server_time)
 
@@ -233,7 +266,7 @@ class Sync:
         if n <= 0:
             return False
         nonce = os.urandom(messages.NONCE_SIZE)
-        prefix = messages.upload_body_prefix(self.tid, self.clock.now(), nonce, n)
+        prefix = messages.upload_body_prefix(self.tid, self.stamp(), nonce, n)
         size = messages.upload_body_size(prefix, n)
         mac = crypto.HmacSha256(self.key)
         mac.update(prefix)
@@ -245,6 +278,7 @@ class Sync:
             w(prefix)
             self._each_record(first, n, w)
 
+        self.requests += 1
         status, _ = self.http.post(_API + "upload", len(head) + size, write)
         ans = self._answer(status, "ack", nonce)
         acked = ans["acked"]
@@ -269,31 +303,35 @@ class Sync:
     def _blacklist(self):
         """One blacklist request; True while a full list is still arriving in pages."""
         bl = self.blacklist
-        since = bl.version if self._bl_writer is None else 0
-        ans = self.request("blacklist", "blacklist_req", {"since": since, "offset": self._bl_offset},
-                           "blacklist")
+        if self._bl_writer is None and not self._bl_full and self._server_bl == bl.version:
+            bl.mark_updated(self.clock.now())  # the heartbeat says nothing changed
+            return False
+        since = 0 if self._bl_full else bl.version
+        ans = self.request("blacklist", "blacklist_req",
+                           {"since": since, "offset": self._bl_offset, "max": PAGE_KEYS}, "blacklist")
         now = self.clock.now()
         if not ans["full"]:
-            if ans["version"] == bl.version:
+            if self._bl_full:
+                raise SyncError("asked for the whole blacklist, got a delta")
+            if ans["version"] != bl.version:
+                try:
+                    bl.apply(ans, now)
+                except VersionMismatch:
+                    self._bl_full = True  # our list is not the one the delta starts from
+                    return True
+            else:
                 bl.mark_updated(now)
-                return False
-            try:
-                bl.apply(ans, now)
-            except VersionMismatch:
-                self._bl_offset = 0
-                self._bl_writer = bl.begin_full(ans["version"])
-                return True
             return False
         total = ans.get("total", len(ans["added"]) // 7)
         offset = ans.get("offset", 0)
+        if offset != self._bl_offset or (self._bl_writer is not None and ans["version"] != self._bl_version):
+            self._abort_blacklist()  # the list changed between pages, or a page went missing: again
+            self._bl_full = True
+            return True
         if self._bl_writer is None:
-            if offset != 0:
-                raise SyncError("blacklist page at %d without its start" % offset)
             self._bl_writer = bl.begin_full(ans["version"])
             self._bl_version = ans["version"]
-        elif ans["version"] != self._bl_version:
-            self._abort_blacklist()  # the list changed under us: start again
-            return True
+            self._bl_full = True
         try:
             self._bl_writer.write_chunk(ans["added"])
         except UidStoreError as e:
@@ -305,6 +343,7 @@ class Sync:
         self._bl_writer.commit()
         self._bl_writer = None
         self._bl_offset = 0
+        self._bl_full = False
         bl.mark_updated(now)
         return False
 
@@ -315,20 +354,24 @@ class Sync:
         self._bl_offset = 0
 
     def _loads(self):
-        ans = self.request("loads", "loads_req", {}, "loads")
+        ans = self.request("loads", "loads_req", {"max": _LOADS_MAX}, "loads")
         self.loads.replace(ans["loads"])
 
     def _params(self):
+        if self._server_params >= 0 and self._server_params == self.params.version:
+            return  # the heartbeat says the terminal holds the current parameters
         ans = self.request("params", "params_req", {}, "params")
-        self.params.apply(ans["params"])
+        self.params.apply(ans["params"], ans.get("version"))
         self._set_time(ans["server_time"])
 
 
 def _error_text(body):
+    """``(reason, server time hint or 0)`` of a refusal's CBOR body."""
     try:
         err = cbor.loads(body)
         if isinstance(err, dict) and isinstance(err.get("error"), str):
-            return err["error"]
+            hint = err.get("server_time", 0)
+            return err["error"], hint if isinstance(hint, int) and not isinstance(hint, bool) else 0
     except Exception:
         pass
-    return "(no reason given)"
+    return "(no reason given)", 0

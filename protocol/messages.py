@@ -14,13 +14,14 @@ upload                    T -> S     records: [64-byte record, ...]
 ack                       S -> T     re, acked: highest contiguous seq stored,
                                      rejected: [[seq, reason], ...]
 blacklist_req             T -> S     since: version held (0 = none); offset: first entry
-                                     wanted of a full list sent in pages (optional, 0)
+                                     wanted of a full list sent in pages (optional, 0);
+                                     max: most keys per answer the terminal takes (optional)
 blacklist                 S -> T     re, version, full: bool, since, added: packed UIDs,
                                      removed: packed UIDs; a full list comes in pages:
                                      offset (first entry in added), total (entries in all).
                                      At most 1,000 keys an answer: a delta of more changes
                                      is sent as the full list in pages
-loads_req                 T -> S     (none)
+loads_req                 T -> S     max: most entries per answer (optional)
 loads                     S -> T     re, loads: packed 16-byte entries (see ``pack_load``),
                                      at most 400: the oldest pending; the others come in
                                      later answers as these are collected
@@ -33,7 +34,8 @@ heartbeat_ack             S -> T     re, server_time; optional blacklist_version
                                      params_version: the server's, so a terminal that holds
                                      them may skip those requests
 access_req                T -> S     since, hash: hash of the list held, list (door list
-                                     index), offset (full-list page, optional)
+                                     index), offset (full-list page, optional), max (as
+                                     blacklist_req)
 access                    S -> T     re, version, hash, full: bool, added, removed, list,
                                      since (deltas), offset, total (full lists, as blacklist;
                                      at most 1,000 keys an answer, as blacklist)

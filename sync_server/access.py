@@ -133,13 +133,14 @@ def _net_changes(log: list[tuple[bytes, int]]) -> tuple[list[bytes], list[bytes]
 
 
 def answer(db: store.Database, tid: int, lst: int, since: int, held_hash: bytes, offset: int,
-           now: int) -> dict[str, Any]:
+           now: int, page: int = PAGE_KEYS) -> dict[str, Any]:
     """The ``access`` message fields for door ``tid`` holding version ``since`` of list ``lst``
     with hash ``held_hash`` (empty: unchecked), asking for a whole list from ``offset``.
 
     A delta when the door's version is still in the log, its hash matches that version's, and
-    the changes are at most ``PAGE_KEYS`` and no more than the list; otherwise the whole list,
-    ``PAGE_KEYS`` keys per answer. A door in no door group gets an empty list at version 0.
+    the changes are at most ``page`` (``PAGE_KEYS`` unless the door asks for fewer) and no more
+    than the list; otherwise the whole list, ``page`` keys per answer. A door in no door group
+    gets an empty list at version 0.
     Call inside the request's write transaction (it may recompute the lists).
     """
     gid = astore.group_of_door(db, tid)
@@ -157,9 +158,9 @@ def answer(db: store.Database, tid: int, lst: int, since: int, held_hash: bytes,
             if len(log) <= _LOG_SCAN_MAX:
                 added, removed = _net_changes(log)
                 n = len(added) + len(removed)
-                if n <= PAGE_KEYS and n <= max(count, 1):
+                if n <= page and n <= max(count, 1):
                     return dict(base, full=False, added=b"".join(added), removed=b"".join(removed))
-    keys = astore.list_page(db, gid, lst, offset, PAGE_KEYS) if gid is not None else []
+    keys = astore.list_page(db, gid, lst, offset, page) if gid is not None else []
     return dict(base, full=True, added=b"".join(keys), removed=b"", offset=offset, total=count)
 
 

@@ -33,9 +33,10 @@ def _pack(keys: list[bytes]) -> bytes:
     return b"".join(sorted(set(keys)))
 
 
-def delta(db: store.Database, since: int, offset: int = 0) -> dict[str, Any]:
+def delta(db: store.Database, since: int, offset: int = 0, page: int = PAGE_KEYS) -> dict[str, Any]:
     """The ``blacklist`` message fields for a terminal holding version ``since`` (a full list
-    from ``offset`` when the terminal is fetching one in pages)."""
+    from ``offset`` when the terminal is fetching one in pages); ``page`` caps the keys per
+    answer (a terminal with little RAM asks for fewer)."""
     version = cstore.blacklist_version(db)
     floor = cstore.blacklist_floor(db)
     count = cstore.blacklist_count(db)
@@ -52,11 +53,11 @@ def delta(db: store.Database, since: int, offset: int = 0) -> dict[str, Any]:
             added_keys = [u for u, a in last.items() if a and first[u]]
             removed_keys = [u for u, a in last.items() if not a and not first[u]]
             n = len(added_keys) + len(removed_keys)
-            if n <= PAGE_KEYS and n <= max(count, 1):
+            if n <= page and n <= max(count, 1):
                 return {"version": version, "full": False, "since": since, "added": _pack(added_keys),
                         "removed": _pack(removed_keys)}
     return {"version": version, "full": True, "since": since,
-            "added": b"".join(cstore.blacklist_page(db, offset, PAGE_KEYS)), "removed": b"",
+            "added": b"".join(cstore.blacklist_page(db, offset, page)), "removed": b"",
             "offset": offset, "total": count}
 
 

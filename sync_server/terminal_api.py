@@ -44,7 +44,7 @@ def _answer(req: auth.TerminalRequest, mtype: str, fields: dict[str, Any]) -> Re
 
 
 def error_response(status: int, text: str) -> Response:
-    return Response(wire.error_body(text), status=status, mimetype=CBOR)
+    return Response(wire.error_body(text, context.now()), status=status, mimetype=CBOR)
 
 
 @bp.errorhandler(ServerError)
@@ -94,18 +94,20 @@ def blacklist_() -> Response:
     req = auth.terminal_request("blacklist_req")
     since = _optional_int(req.msg, "since", 0, 2**63 - 1)
     offset = _optional_int(req.msg, "offset", 0, 2**31 - 1)
+    page = _optional_int(req.msg, "max", 0, blacklist.PAGE_KEYS) or blacklist.PAGE_KEYS
     db = context.get_db()
     _maybe_sweep(db)
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.touch(db, req.tid, context.now())
-        fields = blacklist.delta(db, since, offset)
+        fields = blacklist.delta(db, since, offset, page)
     return _answer(req, "blacklist", fields)
 
 
 @bp.post("/loads")
 def loads() -> Response:
     req = auth.terminal_request("loads_req")
+    want = _optional_int(req.msg, "max", 0, params.MAX_LOADS_PER_REPLY) or params.MAX_LOADS_PER_REPLY
     db = context.get_db()
     _maybe_sweep(db)
     with store.transaction(db):
@@ -113,7 +115,7 @@ def loads() -> Response:
         tstore.touch(db, req.tid, context.now())
         rows = []
         if req.terminal["role"] == "pos":  # the oldest first; the rest at the next syncs
-            limit = min(params.settings(db)["max_loads_per_reply"], params.MAX_LOADS_PER_REPLY)
+            limit = min(params.settings(db)["max_loads_per_reply"], want)
             rows = cstore.pending_loads(db, limit)
     packed = b"".join(messages.pack_load(uid, seq, amount, kind) for uid, seq, amount, kind in rows)
     return _answer(req, "loads", {"loads": packed})
@@ -165,6 +167,7 @@ def access_() -> Response:
     since = _optional_int(req.msg, "since", 0, 2**63 - 1)
     lst = _optional_int(req.msg, "list", 0, 1)
     offset = _optional_int(req.msg, "offset", 0, 2**31 - 1)
+    page = _optional_int(req.msg, "max", 0, access.PAGE_KEYS) or access.PAGE_KEYS
     held = req.msg["hash"]
     if len(held) not in (0, access.HASH_LEN):
         raise Invalid(f"access_req field 'hash' must be {access.HASH_LEN} bytes (or empty), got {len(held)}")
@@ -174,5 +177,5 @@ def access_() -> Response:
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.touch(db, req.tid, now)
-        fields = access.answer(db, req.tid, lst, since, held, offset, now)
+        fields = access.answer(db, req.tid, lst, since, held, offset, now, page)
     return _answer(req, "access", fields)

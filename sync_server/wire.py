@@ -122,6 +122,11 @@ def reply(key: bytes, tid: int, mtype: str, fields: dict[str, Any], now: int) ->
     return messages.seal(key, tid, mtype, fields, now, os.urandom(messages.NONCE_SIZE))
 
 
-def error_body(text: str) -> bytes:
-    """The CBOR body of a 4xx answer to a terminal."""
-    return cbor2.dumps({"error": text}, canonical=True)
+def error_body(text: str, now: int | None = None) -> bytes:
+    """The CBOR body of a 4xx answer to a terminal. ``server_time`` (unsigned, a hint only) lets
+    a terminal whose clock drifted beyond the allowed skew stamp its next request right; the
+    sealed answer to that request then sets its clock."""
+    body: dict[str, Any] = {"error": text}
+    if now is not None:
+        body["server_time"] = now
+    return cbor2.dumps(body, canonical=True)

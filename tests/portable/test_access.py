@@ -70,6 +70,8 @@ class Keys:
 class Server:
     """Answers ``access_req`` as the sync server does; ``request`` has ``Sync.request``'s signature."""
 
+    page_keys = 400  # what the door asks for (Sync.page_keys)
+
     def __init__(self, page=800):
         self.page = page
         self.lists = [Keys([]), Keys([])]
