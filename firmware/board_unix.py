@@ -39,63 +39,73 @@ _AF_UNIX_ADDR = "<H"
 
 
 def parse(line):
-    """A keypad event from one protocol line, or None for an empty line.
+    """A keypad event from one protocol line (bytes), or None for an empty line.
 
     ``amount 1250`` (cents), ``pin 123456``, ``ok``/``confirm``/``key OK``, ``cancel``/``key CANCEL``,
     ``balance``/``key BAL``, ``pinchange``/``key PIN``, ``poll``; anything else is a service
-    command ``(EV_SERVICE, (word, rest))``.
+    command ``(EV_SERVICE, (word, rest))``. Only the str an event carries is built: a str costs
+    the unix port a search of every interned string.
     """
     line = line.strip()
     if not line:
         return None
-    sp = line.find(" ")
+    sp = line.find(b" ")
     word = line if sp < 0 else line[:sp]
-    rest = "" if sp < 0 else line[sp + 1:].strip()
-    if word == "key":
+    rest = b"" if sp < 0 else line[sp + 1:].strip()
+    if word == b"key":
         word = rest.lower()
-        rest = ""
-    if word == "amount":
-        return (ui.EV_AMOUNT, int(rest) if rest.isdigit() else -1)
-    if word == "pin":
-        return (ui.EV_PIN, rest)
-    if word == "number":
-        return (ui.EV_NUMBER, rest)
-    if word == "ok" or word == "confirm":
-        return (ui.EV_CONFIRM, None)
-    if word == "cancel":
-        return (ui.EV_CANCEL, None)
-    if word == "balance" or word == "bal":
-        return (ui.EV_BALANCE, None)
-    if word == "pinchange":
-        return (ui.EV_PIN_CHANGE, None)
-    if word == "poll":
+        rest = b""
+    if word == b"poll":
         return (ui.EV_POLL, None)
-    return (ui.EV_SERVICE, (word, rest))
+    if word == b"amount":
+        return (ui.EV_AMOUNT, int(rest) if rest.isdigit() else -1)
+    if word == b"pin":
+        return (ui.EV_PIN, rest.decode())
+    if word == b"number":
+        return (ui.EV_NUMBER, rest.decode())
+    if word == b"ok" or word == b"confirm":
+        return (ui.EV_CONFIRM, None)
+    if word == b"cancel":
+        return (ui.EV_CANCEL, None)
+    if word == b"balance" or word == b"bal":
+        return (ui.EV_BALANCE, None)
+    if word == b"pinchange":
+        return (ui.EV_PIN_CHANGE, None)
+    return (ui.EV_SERVICE, (word.decode(), rest.decode()))
 
 
 class LineIO:
-    """The console stream on stdin/stdout."""
+    """The console stream on stdin/stdout, as bytes: lines in, lines out through one buffer."""
 
     def __init__(self):
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
+        self._out = bytearray(256)
+
+    def write(self, buf):
+        """Write ``buf``: whole lines, newlines included."""
+        sys.stdout.buffer.write(buf)
 
     def write_line(self, line):
-        sys.stdout.write(line + "\n")
+        out = self._out
+        out[:] = b""
+        out.extend(line)
+        out.append(10)
+        self.write(out)
 
     def _readline(self):
-        return sys.stdin.readline()
+        return sys.stdin.buffer.readline()
 
     def read_line(self, timeout_ms):
-        """One line (str, without the newline), "" on timeout, None at end of input."""
-        if not self._poll.poll(timeout_ms):
-            return ""
+        """One line (bytes, without the newline), b"" on timeout, None at end of input."""
+        for _ in self._poll.ipoll(timeout_ms):  # type: ignore[attr-defined]  # MicroPython: no allocation
+            break
+        else:
+            return b""
         line = self._readline()
         if not line:
             return None
-        if isinstance(line, bytes):
-            line = line.decode()
-        return line.rstrip("\r\n") or " "
+        return line.rstrip(b"\r\n") or b" "
 
 
 class SocketIO(LineIO):
@@ -113,9 +123,10 @@ class SocketIO(LineIO):
         srv.close()
         self._poll = select.poll()
         self._poll.register(self._conn, select.POLLIN)
+        self._out = bytearray(256)
 
-    def write_line(self, line):
-        self._conn.write(line.encode() + b"\n")  # type: ignore[attr-defined]  # MicroPython socket
+    def write(self, buf):
+        self._conn.write(buf)  # type: ignore[attr-defined]  # MicroPython socket
 
     def _readline(self):
         return self._conn.readline()  # type: ignore[attr-defined]
@@ -126,19 +137,34 @@ class Display(ui.Display):
 
     def __init__(self, io):
         self._io = io
-        self.last = ""
+        self._line = bytearray(256)  # "DISPLAY <zh> | <en>\n", built in place
+        self._line[:] = b"DISPLAY \n"
+
+    @property
+    def last(self):
+        """The screen shown last: ``<Chinese> | <English>``."""
+        return bytes(memoryview(self._line)[8:-1]).decode()
 
     def show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
-        zh = texts.zh(tid, arg)
-        en = texts.en(tid, arg)
+        b = self._line
+        b[:] = b"DISPLAY "
+        b.extend(texts.zh(tid, arg))
         if tid2:
-            zh = zh + " / " + texts.zh(tid2, arg2)
-            en = en + " / " + texts.en(tid2, arg2)
+            b.extend(b" / ")
+            b.extend(texts.zh(tid2, arg2))
         if tid3:
-            zh = zh + " / " + texts.zh(tid3, arg3)
-            en = en + " / " + texts.en(tid3, arg3)
-        self.last = zh + " | " + en
-        self._io.write_line("DISPLAY " + self.last)
+            b.extend(b" / ")
+            b.extend(texts.zh(tid3, arg3))
+        b.extend(b" | ")
+        b.extend(texts.en(tid, arg))
+        if tid2:
+            b.extend(b" / ")
+            b.extend(texts.en(tid2, arg2))
+        if tid3:
+            b.extend(b" / ")
+            b.extend(texts.en(tid3, arg3))
+        b.append(10)
+        self._io.write(b)
 
     def out(self, line):
         self._io.write_line(line)
