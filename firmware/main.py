@@ -12,7 +12,7 @@ library functions): ``time <utc>|+<s>|-<s>``, ``param <name> <int>``, ``net up``
 ``@rec <hex>`` per unacknowledged record), ``ack <seq>``, ``sync`` (a whole sync cycle now;
 prints ``@sync online=<0|1> acked=<seq> ...``), ``stats`` (``@stats {json}``; ``stats
 reset`` zeroes the counters, ``stats probe`` collects garbage before each poll so the heap
-high-water is what a tap itself needs, ``stats cpu`` adds up the CPU time of polls and of the
+high-water is what a tap itself needs (measured only then), ``stats cpu`` adds up the CPU time of polls and of the
 reader driver in them), ``quit``. Role "door" runs ``firmware.door_terminal`` (its own
 service lines are listed there).
 """
@@ -150,7 +150,7 @@ class Terminal:
         if clock is not None:
             self.poll_cpu += clock() - c
         self.polls += 1
-        if micropython is not None:
+        if self.gc_probe and micropython is not None:  # gc.mem_alloc walks the whole heap
             used = gc.mem_alloc()  # type: ignore[attr-defined]
             if used > self.heap_high:
                 self.heap_high = used
