@@ -44,6 +44,8 @@ class _Server:
     """The server's two answers: list 0 = B (version 2) in 4 pages of 50 cards, list 1 = the delta
     X -> X+Y (version 1 -> 2); anything else it answers in full (see test_access.Server)."""
 
+    page_keys = 400  # what the door asks for (Sync.page_keys)
+
     def request(self, endpoint, mtype, fields, expected):
         import hashlib
 
