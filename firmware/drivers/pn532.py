@@ -163,6 +163,8 @@ class PN532(Reader):
     def __init__(self):
         super().__init__()
         self._tx = bytearray(_TX_MAX)
+        self._tx[2] = 0xFF  # preamble and start code 00 00 FF, then LEN LCS, TFI
+        self._tx[5] = _TFI_HOST
         self._txmv = memoryview(self._tx)
         # The first n bytes of _tx as a memoryview, made once per frame length.
         self._frames = [None] * (_TX_MAX + 1)  # type: list[memoryview | None]
@@ -185,9 +187,9 @@ class PN532(Reader):
     def _write_frame(self, mv):
         raise self._missing("_write_frame")
 
-    def _recv(self, buf, start, timeout_ms):
-        """Read the bytes the chip has sent (at least one) into ``buf``; returns their count,
-        or 0 if none came ``timeout_ms`` after ``start``."""
+    def _recv(self, buf, nbytes, start, timeout_ms):
+        """Read up to ``nbytes`` of what the chip has sent (at least one byte) into ``buf``;
+        returns the count, or 0 if nothing came ``timeout_ms`` after ``start``."""
         raise self._missing("_recv")
 
     def _drain(self):
@@ -209,7 +211,7 @@ class PN532(Reader):
                 n -= p
                 p = 0
             self._rp = p
-            got = self._recv(rb if n == 0 else self._rbmv[n:], start, timeout_ms)
+            got = self._recv(rb if n == 0 else self._rbmv[n:], _RB - n, start, timeout_ms)
             self._rn = n + got
             if not got:
                 return False
@@ -289,8 +291,11 @@ class PN532(Reader):
         self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
         return Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
 
-    def _send_command(self, code, n, timeout_ms):
+    def _send_command(self, code, n, expect=_RX_MAX, timeout_ms=_TIMEOUT_MS):
         """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
+
+        ``expect`` is the answer's usual LEN (TFI + data): the ACK and an answer of that size
+        are read with one bus read when they are both there; any other size works too.
 
         :returns: the number of answer data bytes, which start at ``_rb[_d + 2]``.
         :raises Timeout: no ACK after 3 sends, or no answer in ``timeout_ms``.
@@ -301,22 +306,17 @@ class PN532(Reader):
         if n > _TX_MAX - _P - 2:
             raise ValueError("command too long: %d parameter bytes" % n)
         ln = n + 2
-        tx[0] = 0x00
-        tx[1] = 0x00
-        tx[2] = 0xFF
-        tx[3] = ln
+        tx[3] = ln  # 00 00 FF and TFI D4 are in place since __init__
         tx[4] = (-ln) & 0xFF
-        tx[5] = _TFI_HOST
         tx[6] = code
-        total = _TFI_HOST + code
-        for i in range(_P, _P + n):
-            total += tx[i]
-        tx[_P + n] = (-total) & 0xFF
-        tx[_P + n + 1] = 0x00
         k = _P + n + 2
+        tx[k - 2] = 0x00
+        tx[k - 1] = 0x00
         frame = self._frames[k]
         if frame is None:
             frame = self._frames[k] = self._txmv[:k]
+        # The frame sums to 00+00+FF + (LEN+LCS = 0x100) + data: DCS makes the data sum 0.
+        tx[k - 2] = (0xFF - sum(frame)) & 0xFF
         self.commands += 1
         if _DEBUG:
             print("pn532 >", bytes(frame).hex())
@@ -324,6 +324,7 @@ class PN532(Reader):
         stale = self._stale
         self._stale = True
         rb = self._rb
+        want = expect + 13 if expect < _RB - 13 else _RB  # ACK 6, frame overhead 7
         for _ in range(_SEND_TRIES):
             if stale:
                 self._discard()
@@ -331,12 +332,11 @@ class PN532(Reader):
             self._write_frame(frame)
             # The ACK 00 00 FF 00 FF 00 comes first, often together with the answer.
             start = ticks_ms()
-            self._rn = got = self._recv(rb, start, _ACK_TIMEOUT_MS)
+            self._rn = got = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
             if 0 < got < 6:
                 self._need(6, start, _ACK_TIMEOUT_MS)
-            if (self._rn >= 6 and rb[0] == 0x00 and rb[1] == 0x00 and rb[2] == 0xFF and rb[3] == 0x00
-                    and rb[4] == 0xFF and rb[5] == 0x00):
-                self._rp = 6
+            if self._rn >= 5 and rb[0] == 0x00 and rb[1] == 0x00 and rb[2] == 0xFF and rb[3] == 0x00 and rb[4] == 0xFF:
+                self._rp = 6 if self._rn > 5 and rb[5] == 0x00 else 5
                 break
             got = _GOT_NOTHING
             if self._rn:  # something else came: parse it as a frame
@@ -354,18 +354,14 @@ class PN532(Reader):
         p = self._rp
         if p == self._rn:
             self._rp = p = 0
-            self._rn = self._recv(rb, ticks_ms(), timeout_ms)
+            self._rn = self._recv(rb, want - 6, ticks_ms(), timeout_ms)
             if not self._rn:
                 raise self._no_answer(code, timeout_ms)
         ln = rb[p + 3]
         end = p + 5 + ln  # the DCS
-        total = 1
         if (end < self._rn and rb[p] == 0x00 and rb[p + 1] == 0x00 and rb[p + 2] == 0xFF
-                and (ln + rb[p + 4]) & 0xFF == 0 and 0 < ln <= _RX_MAX):
-            total = 0
-            for i in range(p + 5, end + 1):
-                total += rb[i]
-        if total & 0xFF == 0:
+                and (ln + rb[p + 4]) & 0xFF == 0 and 0 < ln <= _RX_MAX
+                and sum(self._rbmv[p + 5 : end + 1]) & 0xFF == 0):
             got = ln
             self._d = p + 5
             end += 1
@@ -394,7 +390,7 @@ class PN532(Reader):
             raise ValueError("command too long: %d parameter bytes" % n)
         for i in range(n):
             self._tx[_P + i] = data[i]
-        m = self._send_command(code, n, timeout)
+        m = self._send_command(code, n, _RX_MAX, timeout)
         return self._data(0, m)
 
     def _data(self, skip, m):
@@ -416,14 +412,14 @@ class PN532(Reader):
         self._tx[_P] = mode
         self._tx[_P + 1] = timeout
         self._tx[_P + 2] = irq
-        self._send_command(_CMD_SAM_CONFIGURATION, 3, _TIMEOUT_MS)
+        self._send_command(_CMD_SAM_CONFIGURATION, 3, 2)
 
     def rf_configuration(self, item, data):
         """RFConfiguration ``item`` with its configuration bytes ``data``."""
         self._tx[_P] = item
         for i in range(len(data)):
             self._tx[_P + 1 + i] = data[i]
-        self._send_command(_CMD_RF_CONFIGURATION, 1 + len(data), _TIMEOUT_MS)
+        self._send_command(_CMD_RF_CONFIGURATION, 1 + len(data), 2)
 
     def set_passive_retries(self, retries):
         """How often InListPassiveTarget retries before it answers "no target" (0xFF: forever)."""
@@ -438,7 +434,7 @@ class PN532(Reader):
         self._tx[_P + 1] = brty
         for i in range(len(initiator_data)):
             self._tx[_P + 2 + i] = initiator_data[i]
-        m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _POLL_TIMEOUT_MS)
+        m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _RX_MAX, _POLL_TIMEOUT_MS)
         return self._data(0, m)
 
     def in_data_exchange(self, tg, data, timeout=_TIMEOUT_MS):
@@ -447,7 +443,7 @@ class PN532(Reader):
         self._tx[_P] = tg
         for i in range(n):
             self._tx[_P + 1 + i] = data[i]
-        m = self._send_command(_CMD_IN_DATA_EXCHANGE, 1 + n, timeout)
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, 1 + n, _RX_MAX, timeout)
         if m < 1:
             raise FrameError("InDataExchange answer has no status byte")
         status = self._rb[self._d + 2] & 0x3F
@@ -458,7 +454,7 @@ class PN532(Reader):
     def in_release(self, tg=0):
         """Release target ``tg`` (0: all); returns the status byte."""
         self._tx[_P] = tg
-        m = self._send_command(_CMD_IN_RELEASE, 1, _TIMEOUT_MS)
+        m = self._send_command(_CMD_IN_RELEASE, 1, 3)
         return self._rb[self._d + 2] if m else 0
 
     def diagnose_line(self, n=16):
@@ -466,7 +462,7 @@ class PN532(Reader):
         self._tx[_P] = 0x00
         for i in range(n):
             self._tx[_P + 1 + i] = i
-        m = self._send_command(_CMD_DIAGNOSE, 1 + n, _TIMEOUT_MS)
+        m = self._send_command(_CMD_DIAGNOSE, 1 + n, 3 + n)
         d = self._d + 2
         return m == 1 + n and self._rb[d : d + 1 + n] == self._tx[_P : _P + 1 + n]
 
@@ -483,7 +479,7 @@ class PN532(Reader):
     def select(self, uid_buf):
         self._tx[_P] = 1  # MaxTg
         self._tx[_P + 1] = 0  # 106 kbps type A
-        m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2, _POLL_TIMEOUT_MS)
+        m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2, 12, _POLL_TIMEOUT_MS)  # 12: a 4-byte UID
         rb = self._rb
         d = self._d  # answer: D5 4B NbTg Tg ATQA(2) SAK NFCIDLength NFCID1
         self._tg = 0
@@ -507,7 +503,7 @@ class PN532(Reader):
         """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count
         (the data start at ``_rb[_d + 3]``)."""
         self._tx[_P] = self._tg
-        m = self._send_command(_CMD_IN_DATA_EXCHANGE, n + 1, _TIMEOUT_MS)
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, n + 1, 19 if op == OP_READ else 3)
         self.card_ios += 1
         self.card_io_us += _OP_US[op]
         if m and not self._rb[self._d + 2] & 0x3F:
@@ -536,11 +532,10 @@ class PN532(Reader):
         tx[_P + 1] = key_type
         tx[_P + 2] = block
         tx[_P + 3 : _P + 9] = key
-        u = len(uid_mv) - 4  # the last 4 UID bytes enter the authentication
-        tx[_P + 9] = uid_mv[u]
-        tx[_P + 10] = uid_mv[u + 1]
-        tx[_P + 11] = uid_mv[u + 2]
-        tx[_P + 12] = uid_mv[u + 3]
+        tx[_P + 9] = uid_mv[-4]  # the last 4 UID bytes enter the authentication
+        tx[_P + 10] = uid_mv[-3]
+        tx[_P + 11] = uid_mv[-2]
+        tx[_P + 12] = uid_mv[-1]
         self._mifare(OP_AUTH, 12, block)
 
     def read_block(self, block, out_buf):
@@ -617,12 +612,12 @@ class PN532_UART(PN532):
     def _write_frame(self, mv):
         self._uart.write(mv)
 
-    def _recv(self, buf, start, timeout_ms):
+    def _recv(self, buf, nbytes, start, timeout_ms):
         while True:
             left = timeout_ms - ticks_diff(ticks_ms(), start)
             if self._wait is not None:
                 self._wait(left if left > 0 else 0)  # returns as soon as bytes come
-            got = self._uart.readinto(buf)
+            got = self._uart.readinto(buf, nbytes)
             if got or left <= 0:
                 return got or 0
             if self._wait is None:
