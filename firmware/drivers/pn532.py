@@ -328,49 +328,55 @@ class PN532(Reader):
         for _ in range(_SEND_TRIES):
             if stale:
                 self._discard()
-            self._rp = 0
             self._write_frame(frame)
             # The ACK 00 00 FF 00 FF 00 comes first, often together with the answer.
             start = ticks_ms()
-            self._rn = got = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
-            if 0 < got < 6:
+            rn = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
+            self._rp = 0
+            self._rn = rn
+            if 0 < rn < 6:
                 self._need(6, start, _ACK_TIMEOUT_MS)
-            if self._rn >= 5 and rb[0] == 0x00 and rb[1] == 0x00 and rb[2] == 0xFF and rb[3] == 0x00 and rb[4] == 0xFF:
-                self._rp = 6 if self._rn > 5 and rb[5] == 0x00 else 5
+                rn = self._rn
+            if rn >= 5 and rb[3] == 0x00 and rb[4] == 0xFF and rb[2] == 0xFF and rb[1] == 0x00 and rb[0] == 0x00:
+                p = 6 if rn > 5 and rb[5] == 0x00 else 5
                 break
             got = _GOT_NOTHING
-            if self._rn:  # something else came: parse it as a frame
+            if rn:  # something else came: parse it as a frame
                 try:
                     got = self._read_frame(_ACK_TIMEOUT_MS)
                 except FrameError:
                     pass
             if got == _GOT_ACK:
+                p = self._rp
+                rn = self._rn
                 break
             stale = True
         else:
             raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
         # The answer, checked in place when it came whole (00 00 FF LEN LCS TFI..DCS): the
         # common case; anything else goes through _read_frame (preamble, NACK, time-out).
-        p = self._rp
-        if p == self._rn:
-            self._rp = p = 0
-            self._rn = self._recv(rb, want - 6, ticks_ms(), timeout_ms)
-            if not self._rn:
+        if p == rn:
+            p = 0
+            rn = self._recv(rb, want - 6, ticks_ms(), timeout_ms)
+            self._rn = rn
+            if not rn:
                 raise self._no_answer(code, timeout_ms)
         ln = rb[p + 3]
         end = p + 5 + ln  # the DCS
-        if (end < self._rn and rb[p] == 0x00 and rb[p + 1] == 0x00 and rb[p + 2] == 0xFF
+        if (end < rn and rb[p + 2] == 0xFF and rb[p + 1] == 0x00 and rb[p] == 0x00
                 and (ln + rb[p + 4]) & 0xFF == 0 and 0 < ln <= _RX_MAX
                 and sum(self._rbmv[p + 5 : end + 1]) & 0xFF == 0):
             got = ln
-            self._d = p + 5
+            d = p + 5
+            self._d = d
             end += 1
-            if end < self._rn and rb[end] == 0x00:
+            if end < rn and rb[end] == 0x00:
                 end += 1  # postamble
             self._rp = end
         else:
+            self._rp = p
             got = self._answer(code, timeout_ms)
-        d = self._d
+            d = self._d
         if _DEBUG:
             print("pn532 <", bytes(self._rbmv[d : d + got]).hex())
         if rb[d] == _TFI_ERROR:

@@ -11,13 +11,15 @@ Usage::
     from firmware.hw.unix_uart import UART
     uart = UART("/dev/pts/3", baudrate=115200, timeout=0)
     uart.write(b"\\x55\\x55\\x00\\x00\\x00")
-    if uart.any():
+    if uart.wait(30):
         n = uart.readinto(buf)
 
 The device is put in raw mode with VMIN = VTIME = 0, so a read returns at once with what
-the line has; bytes are pulled into a small buffer so ``any()`` can count them (the unix port
-has no FIONREAD).  Reads do not allocate.  ``timeout`` (ms) is how long ``read``/``readinto`` wait for the requested
-bytes, as ``machine.UART``'s ``timeout`` argument; 0 means return what is there.
+the line has (0 or None: nothing).  ``timeout`` (ms) is how long ``read``/``readinto`` wait
+for the requested bytes, as ``machine.UART``'s ``timeout`` argument; with 0 (return what is
+there) ``readinto`` and ``write`` are the file's own methods, so a driver's call costs no
+Python frame.  ``any()`` says 1 when bytes are waiting (the unix port has no FIONREAD to
+count them).  Reads and writes do not allocate.
 """
 
 import select
@@ -33,7 +35,6 @@ _VTIME = const(5)  # c_cc indices on Linux (termios.h)
 _VMIN = const(6)
 _ISPEED = const(4)
 _OSPEED = const(5)
-_RING = const(256)
 
 _BAUD = {
     9600: termios.B9600,
@@ -63,73 +64,47 @@ class UART:
         self.timeout = timeout
         self._poll = select.poll()
         self._poll.register(self._f, select.POLLIN)
-        self._ring = bytearray(_RING)
-        self._head = 0  # next byte to hand out
-        self._tail = 0  # end of buffered bytes
-
-    def _pull(self, wait_ms):
-        """If the ring is empty, fill it with what the line has, waiting up to ``wait_ms``."""
-        if self._head != self._tail:
-            return
-        self._head = self._tail = 0
-        if wait_ms > 0:
-            self.wait(wait_ms)
-        n = self._f.readinto(self._ring)  # VMIN = VTIME = 0: returns at once
-        if n:
-            self._tail = n
+        self.write = self._f.write  # type: ignore[method-assign]  # returns the byte count
+        if timeout <= 0:
+            self.readinto = self._f.readinto  # type: ignore[method-assign,assignment]  # returns at once
 
     def wait(self, ms):
         """True once bytes can be read, after waiting at most ``ms`` milliseconds (one poll;
         no allocation); False if none came.  ``machine.UART`` has no such method."""
-        if self._head != self._tail:
-            return True
         for _ in self._poll.ipoll(ms):  # type: ignore[attr-defined]  # MicroPython: no allocation
             return True
         return False
 
     def any(self):
-        """Number of bytes that can be read without waiting (at least 1 if the line has any)."""
-        self._pull(0)
-        return self._tail - self._head
+        """1 if bytes can be read without waiting, else 0."""
+        return 1 if self.wait(0) else 0
 
     def readinto(self, buf, nbytes=None):
-        """Read up to ``nbytes`` (default ``len(buf)``) into ``buf``; None if nothing came in time."""
-        if self._head == self._tail and self.timeout <= 0:  # straight from the line: one read
-            f = self._f
-            n = f.readinto(buf) if nbytes is None else f.readinto(buf, nbytes)  # type: ignore[call-arg]
-            return n or None
-        return self._read_buffered(buf, len(buf) if nbytes is None else nbytes)
-
-    def _read_buffered(self, buf, want):
+        """Read up to ``nbytes`` (default ``len(buf)``) into ``buf``, waiting up to ``timeout``
+        ms for them; returns the count, None if nothing came."""
+        want = len(buf) if nbytes is None else nbytes
+        mv = memoryview(buf)
         got = 0
         start = ticks_ms()
         while got < want:
-            if self._head == self._tail:
-                left = self.timeout - ticks_diff(ticks_ms(), start)
-                self._pull(left)
-                if self._head == self._tail:
-                    if left <= 0:
-                        break
-                    continue
-            ring = self._ring
-            h = self._head
-            n = min(want - got, self._tail - h)
-            for i in range(n):
-                buf[got + i] = ring[h + i]
-            self._head = h + n
-            got += n
-        return got if got else None
+            n = self._f.readinto(mv[got:want])
+            if n:
+                got += n
+                continue
+            left = self.timeout - ticks_diff(ticks_ms(), start)
+            if left <= 0 or not self.wait(left):
+                break
+        return got or None
 
-    def read(self, nbytes=_RING):
+    def read(self, nbytes=256):
         """Up to ``nbytes`` bytes (waiting ``timeout`` ms for them), or None."""
         buf = bytearray(nbytes)
         n = self.readinto(buf)
         return bytes(buf[:n]) if n else None
 
     def write(self, buf):
-        """Write all of ``buf``; returns the byte count."""
-        n = self._f.write(buf)
-        return len(buf) if n is None else n
+        """Write all of ``buf``; returns the byte count (replaced by the file's own write)."""
+        return self._f.write(buf)
 
     def flush(self):
         self._f.flush()
