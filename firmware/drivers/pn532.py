@@ -610,13 +610,11 @@ class PN532_UART(PN532):
         super().__init__()
         self._uart = uart
         self._wait = getattr(uart, "wait", None)
+        self._write_frame = uart.write  # type: ignore[method-assign]  # a frame is one write
 
     def _wakeup(self):
         self._uart.write(_WAKEUP)
         sleep_ms(2)
-
-    def _write_frame(self, mv):
-        self._uart.write(mv)
 
     def _recv(self, buf, nbytes, start, timeout_ms):
         while True:
