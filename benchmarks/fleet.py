@@ -114,7 +114,7 @@ async def steady(fleet: list[FleetTerminal], port: int, duration: float, interva
             except (TimeoutError, SyncFailed, OSError, asyncio.IncompleteReadError) as e:
                 errors[0] += 1
                 if errors[0] <= 5:
-                    print(f"  steady error at terminal {t.tid}: {e}", file=sys.stderr)
+                    print(f"  steady error at terminal {t.tid}: {e!r}", file=sys.stderr)
             await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
     await asyncio.gather(*(run(t) for t in fleet))
@@ -133,7 +133,7 @@ async def herd(fleet: list[FleetTerminal], port: int) -> tuple[float, int]:
             except (TimeoutError, SyncFailed, OSError, asyncio.IncompleteReadError) as e:
                 errors[0] += 1
                 if errors[0] <= 5:
-                    print(f"  herd error at terminal {t.tid} (attempt {attempt + 1}): {e}", file=sys.stderr)
+                    print(f"  herd error at terminal {t.tid} (attempt {attempt + 1}): {e!r}", file=sys.stderr)
                 await asyncio.sleep(0.5)
 
     t0 = time.perf_counter()

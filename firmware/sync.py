@@ -104,6 +104,8 @@ class Sync:
         self._bl_full = False  # the next blacklist request asks for the whole list
         self._server_bl = -1  # blacklist / params versions the last heartbeat named (-1: unknown)
         self._server_params = -1
+        self._server_loads = -1
+        self._loads_version = -2  # the loads fingerprint of the list on flash (-2: none yet)
         self._cycle_at = -1 << 30
         self.force = False
 
@@ -249,6 +251,7 @@ class Sync:
         self._set_time(ans["server_time"])
         self._server_bl = ans.get("blacklist_version", -1)
         self._server_params = ans.get("params_version", -1)
+        self._server_loads = ans.get("loads_version", -1)
 
     def _set_time(self, server_time):
         """Set the clock from a sealed answer (authenticated and fresh: it echoes our nonce)."""
@@ -354,8 +357,12 @@ class Sync:
         self._bl_offset = 0
 
     def _loads(self):
+        if self._server_loads >= 0 and self._server_loads == self._loads_version:
+            return  # the heartbeat says the pending loads are the ones on flash
+        want = self._server_loads
         ans = self.request("loads", "loads_req", {"max": _LOADS_MAX}, "loads")
         self.loads.replace(ans["loads"])
+        self._loads_version = want
 
     def _params(self):
         if self._server_params >= 0 and self._server_params == self.params.version:

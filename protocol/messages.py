@@ -30,9 +30,10 @@ params                    S -> T     re, params: {name: int}, server_time, versi
                                      (optional: the heartbeat's params_version)
 heartbeat                 T -> S     journal_fill, unacked, last_seq, blacklist_version,
                                      access_version, offline_since, firmware, clock_drift
-heartbeat_ack             S -> T     re, server_time; optional blacklist_version and
-                                     params_version: the server's, so a terminal that holds
-                                     them may skip those requests
+heartbeat_ack             S -> T     re, server_time; optional blacklist_version,
+                                     params_version and loads_version (a fingerprint of the
+                                     pending loads): a terminal that holds them may skip
+                                     those requests
 access_req                T -> S     since, hash: hash of the list held, list (door list
                                      index), offset (full-list page, optional), max (as
                                      blacklist_req)

@@ -82,11 +82,13 @@ def _maybe_sweep(db: store.Database) -> None:
 
 @bp.post("/upload")
 def upload() -> Response:
-    req = auth.terminal_request("upload")
-    db = context.get_db()
-    ack = ingest.ingest(db, context.state().keys, req.terminal, req.msg["records"], context.now(),
-                        claim=lambda: auth.claim_nonce(db, req), cache=context.state().chains)
-    return _answer(req, "ack", ack)
+    st = context.state()
+    with st.upload_lock:  # one upload at a time (ServerState.upload_lock says why)
+        req = auth.terminal_request("upload")
+        db = context.get_db()
+        ack = ingest.ingest(db, st.keys, req.terminal, req.msg["records"], context.now(),
+                            claim=lambda: auth.claim_nonce(db, req), cache=st.chains)
+        return _answer(req, "ack", ack)
 
 
 @bp.post("/blacklist")
@@ -154,7 +156,8 @@ def heartbeat() -> Response:
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.save_heartbeat(db, req.tid, req.msg, context.now())
-        versions = {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db)}
+        versions = {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db),
+                    "loads_version": cstore.pending_loads_fingerprint(db)}
     return _answer(req, "heartbeat_ack", dict(versions, server_time=context.now()))
 
 

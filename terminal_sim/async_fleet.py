@@ -1,8 +1,9 @@
 """Many protocol-level terminals at once on asyncio, for the fleet benchmark and load tests.
 
 Each simulated terminal keeps a journal of signed records in memory and runs the firmware's
-sync cycle over one HTTP/1.1 keep-alive connection per cycle: heartbeat, then uploads until
-everything is acknowledged, then the blacklist. Thousands of them share one event loop.
+sync cycle (``firmware/sync.py``) over one HTTP/1.1 keep-alive connection per cycle: heartbeat,
+uploads until everything is acknowledged, then the blacklist, pending loads and parameters,
+each only when the heartbeat says it changed. Thousands of them share one event loop.
 
 Usage::
 
@@ -79,6 +80,8 @@ class FleetTerminal:
         self.journal: list[bytes] = []
         self.acked = 0
         self.blacklist_version = 0
+        self.loads_version = -2
+        self.params_version = -2
         self._link = records.GENESIS_LINK
         self._counter = 0
         self.uid = (0x04000000 + terminal_id).to_bytes(4, "big")
@@ -111,7 +114,7 @@ class FleetTerminal:
     async def sync(self, conn: HttpConn, batch: int = 1000) -> float:
         """One sync cycle; returns its duration in milliseconds."""
         t0 = time.perf_counter()
-        await self.request(conn, "heartbeat", "heartbeat", {
+        hb = await self.request(conn, "heartbeat", "heartbeat", {
             "journal_fill": 0, "unacked": len(self.journal) - self.acked, "last_seq": len(self.journal),
             "blacklist_version": self.blacklist_version, "access_version": 0, "offline_since": 0,
             "firmware": "fleet-sim", "clock_drift": 0}, "heartbeat_ack")
@@ -121,6 +124,14 @@ class FleetTerminal:
             if ans["acked"] <= self.acked:
                 raise SyncFailed(f"upload: server acknowledged nothing beyond {self.acked}: {ans['rejected'][:3]}")
             self.acked = ans["acked"]
-        bl = await self.request(conn, "blacklist", "blacklist_req", {"since": self.blacklist_version}, "blacklist")
-        self.blacklist_version = bl["version"]
+        if hb.get("blacklist_version", -1) != self.blacklist_version:
+            bl = await self.request(conn, "blacklist", "blacklist_req",
+                                    {"since": self.blacklist_version, "max": 400}, "blacklist")
+            self.blacklist_version = bl["version"]
+        if hb.get("loads_version", -1) != self.loads_version:
+            await self.request(conn, "loads", "loads_req", {"max": 200}, "loads")
+            self.loads_version = hb.get("loads_version", -1)
+        if hb.get("params_version", -1) != self.params_version:
+            pa = await self.request(conn, "params", "params_req", {}, "params")
+            self.params_version = pa.get("version", -1)
         return (time.perf_counter() - t0) * 1000.0

@@ -61,9 +61,11 @@ def _json(obj: Any) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="TCP port.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Worker threads.")
+@click.option("--connection-limit", default=4096, show_default=True, type=int,
+              help="Open connections served at once (a campus has thousands of terminals).")
 @click.option("--test-clock", is_flag=True,
               help="Let the admin API advance server time (tests only; never in production).")
-def server(db_path: str, host: str, port: int, threads: int, test_clock: bool) -> None:
+def server(db_path: str, host: str, port: int, threads: int, connection_limit: int, test_clock: bool) -> None:
     """Serve the sync server with waitress (creates and migrates the database if needed).
 
     Example: campuscard server --db campus.db --host 0.0.0.0 --port 8080
@@ -90,7 +92,9 @@ def server(db_path: str, host: str, port: int, threads: int, test_clock: bool) -
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     waitress.serve(app, host=host, port=port, threads=threads, ident="campuscard",
-                   max_request_body_size=MAX_REQUEST_BYTES + 1024, _quiet=True)
+                   max_request_body_size=MAX_REQUEST_BYTES + 1024, _quiet=True,
+                   recv_bytes=MAX_REQUEST_BYTES + 1024, asyncore_use_poll=True,
+                   connection_limit=connection_limit, backlog=4096)
 
 
 @click.command(name="admin-token")

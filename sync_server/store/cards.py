@@ -140,6 +140,14 @@ def loads_of(db: Database, card_id: int) -> list[dict[str, Any]]:
                             "WHERE card_id = ? ORDER BY seq", [card_id]))
 
 
+def pending_loads_fingerprint(db: Database) -> int:
+    """A number that changes whenever the set of pending loads terminals are sent changes."""
+    n, total = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(l.id), 0) FROM loads l JOIN cards c ON c.id = l.card_id "
+        "WHERE l.status = 'pending' AND c.status = 'active'").fetchone()
+    return (n * 2654435761 + total) & 0x7FFFFFFF
+
+
 def pending_loads(db: Database, limit: int) -> list[tuple[bytes, int, int, int]]:
     """(uid, seq, amount, kind) of the ``limit`` oldest uncollected loads of cards not on the
     blacklist (oldest first, so a card's loads come in sequence order)."""
