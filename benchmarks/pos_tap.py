@@ -5,7 +5,8 @@ Prints, per sale:
 
 * CPU time of the firmware process (``/proc/<pid>/stat`` utime + stime over the 1,000 sales;
   the emulator runs in this process, so it is excluded). Includes keypad line parsing, the
-  display line, and the poll that sees the card gone.
+  display line, and the poll that sees the card gone. Also split into user and system time:
+  the system part is the kernel's side of the pty, the console pipe and the journal's fsync.
 * reader commands (driver counter) and the modelled card I/O time at 106 kbit/s
   (``firmware.mifare`` time model over the card commands actually exchanged).
 * where the CPU goes: a third pass sums the process CPU time (``time.clock``) of the polls and
@@ -44,10 +45,17 @@ from tools.mpy_runtime import micropython_binary, micropython_env, mpy_cwd  # no
 PARAMS = {"double_tap_gap_s": 0, "per_txn_limit": 10_000_000, "daily_limit": 10_000_000}
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of process ``pid`` (and its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of process ``pid`` (and its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    user, system = cpu_times(pid)
+    return user + system
 
 
 def sell(term: TerminalProcess, console: Console, n: int) -> None:
@@ -120,9 +128,10 @@ def main() -> None:
             sell(term, console, 20)  # warm up: files open, GC settled
             term.service("stats reset")
             pid = term.pid
-            cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+            (user0, sys0), wall0 = cpu_times(pid), time.monotonic()
             sell(term, console, n)
-            cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+            (user1, sys1), wall1 = cpu_times(pid), time.monotonic()
+            cpu0, cpu1 = user0 + sys0, user1 + sys1
             sales = term.stats()
             gone = removal_poll_commands(term, console)
             line_cpu, poll_cpu = cpu_per_line(term, pid, "cancel"), cpu_per_line(term, pid, "poll", "amount 100")
@@ -144,7 +153,9 @@ def main() -> None:
     code = sales["code_heap"]
     budget = "code + data 64 KB" if args.heap == "auto" else "set by --heap"
     print(f"sales: {n} (PN532 emulator on a pty, firmware heap {term.heapsize}: {budget}; code {code} B)")
-    print(f"firmware CPU per sale: {(cpu1 - cpu0) * 1000 / n:.2f} ms (wall {(wall1 - wall0) * 1000 / n:.1f} ms "
+    user_ms, sys_ms = (user1 - user0) * 1000 / n, (sys1 - sys0) * 1000 / n
+    print(f"firmware CPU per sale: {(cpu1 - cpu0) * 1000 / n:.2f} ms = user {user_ms:.2f} + system {sys_ms:.2f} "
+          f"(the kernel's side of the pty, console pipe and journal fsync) (wall {(wall1 - wall0) * 1000 / n:.1f} ms "
           f"per sale including the console and emulator)")
     print(f"  of which: {4 * line_cpu:.2f} ms for the 4 console lines of a sale (keypad/display protocol, "
           f"{line_cpu:.3f} ms each); one empty reader poll {poll_cpu - line_cpu:.3f} ms (UART + PN532 driver)")
@@ -162,6 +173,8 @@ def main() -> None:
           f"journal capacity in 2 MB: {figures['journal_capacity_records_2mb']} records")
     result = {
         "cpu_ms_per_sale": round((cpu1 - cpu0) * 1000 / n, 3),
+        "cpu_user_ms_per_sale": round(user_ms, 3),
+        "cpu_system_ms_per_sale": round(sys_ms, 3),
         "reader_commands_per_sale": round(cmds, 1),
         "modelled_io_ms_per_sale": round(sales["card_io_us"] / n / 1000, 2),
         "heap_peak_bytes": probe["heap_high"] - code,
