@@ -8,7 +8,8 @@ chain, card chain check, ledger lines, store, acknowledgement. Uploads run in ro
 each round every terminal sends one batch and a card is used at one terminal only, so
 every card's records arrive in counter order as they would in a canteen. Then the same
 record rows are inserted with plain ``executemany`` (one transaction per 1,000 rows) into
-an empty database with the same schema.
+an empty database with the same schema and settings; the rows are the tuples the server
+builds, BLOBs as ``bytearray`` like the server binds them (``store.records.BLOB``).
 
 Usage::
 
@@ -100,8 +101,8 @@ def generate(terminals: list[tuple[int, bytes]], uids: list[bytes], rounds: int,
                 rec = records.build(key, jr[1], rtype, 0, tid, jr[0], ts, uid, s[0], amount, before, after, aux)
                 jr[1] = records.link_of(rec)
                 batch.append(rec)
-                rows.append((tid, jr[0], uidlist.uid_key(uid), s[0], rtype, 0, ts, amount, after, st.LINKED, 0,
-                             after - before, 0, 1, rec))
+                rows.append((tid, jr[0], rstore.BLOB(uidlist.uid_key(uid)), s[0], rtype, 0, ts, amount, after,
+                             st.LINKED, 0, after - before, 0, 1, rstore.BLOB(rec)))
             this_round.append((tid, batch))
         plan.append(this_round)
     return plan, rows

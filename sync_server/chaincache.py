@@ -1,8 +1,11 @@
 """Card chain state held in memory and written behind: uploads neither read nor rewrite
 ``card_chain`` rows for cards they have seen.
 
-The server process keeps every card's chain state it has touched. A batch works on copies
-and installs them just before its commit; dirty states go to ``card_chain`` every
+The server process keeps every card's chain state it has touched. A batch changes the
+cached states in place inside its write transaction (every reader of the cache holds the
+database write lock too) and marks them dirty just before its commit; if the transaction
+fails, ``reset`` forgets the cache and derives what was not written again from the stored
+records. Dirty states go to ``card_chain`` every
 ``FLUSH_EVERY_S`` seconds or ``FLUSH_CARDS`` cards (inside an upload transaction), before
 any admin request or sweep, and at shutdown. ``meta.chain_rid`` records up to which record
 ``card_chain`` is exact; at start (and after a failed commit) the cards of later records are
@@ -15,8 +18,8 @@ Usage::
 
     cache = ChainCache()
     cache.recover(db)                        # at start
-    states = cache.load(db, uids)            # working copies, inside the batch transaction
-    cache.install(db, states.values())       # before commit
+    states = cache.load(db, uids)            # the cached states, inside the batch transaction
+    cache.install(db, states)                # before commit (cache.reset(db) if it fails)
     cache.flush(db)                          # before reading card_chain elsewhere
 """
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sync_server import chain, store
@@ -54,10 +57,12 @@ class ChainCache:
         self.lock = threading.RLock()
 
     def load(self, db: store.Database, uids: Sequence[bytes]) -> dict[bytes, chain.CardState]:
-        """Working copies of the chain state of the issued cards among ``uids``.
+        """The cached chain states of the issued cards among ``uids``, to change in place.
 
         Call it inside the batch's write transaction: the database lock is always taken
-        before this cache's lock, so a flush from another thread cannot deadlock with it.
+        before this cache's lock, so a flush from another thread cannot deadlock with it,
+        and no other thread sees the states until the batch commits. If the transaction
+        fails after this call, call ``reset``.
         """
         with self.lock:
             epoch = cfg.get_meta(db, EPOCH)
@@ -66,25 +71,24 @@ class ChainCache:
                 self._cards.clear()
                 self._epoch = epoch
             cards = self._cards
+            get = cards.get
             out = {}
             missing = []
             for uid in uids:
-                state = cards.get(uid)
+                state = get(uid)
                 if state is None:
                     missing.append(uid)
                 else:
-                    out[uid] = state.copy()
+                    out[uid] = state
             if missing:
                 for uid, row in rstore.card_states(db, missing).items():
-                    state = cards[uid] = chain.CardState(uid, row)
-                    out[uid] = state.copy()
+                    out[uid] = cards[uid] = chain.CardState(uid, row)
             return out
 
-    def install(self, db: store.Database, states: Iterable[chain.CardState]) -> None:
-        """Adopt a batch's states (call last inside its transaction); flush when due."""
+    def install(self, db: store.Database, states: dict[bytes, chain.CardState]) -> None:
+        """Mark a batch's states dirty (call last inside its transaction); flush when due."""
         with self.lock:
-            for state in states:
-                self._cards[state.uid] = self._dirty[state.uid] = state
+            self._dirty.update(states)
             if (self.write_through or len(self._dirty) >= FLUSH_CARDS
                     or time.monotonic() - self._flushed >= FLUSH_EVERY_S):
                 self.flush(db)

@@ -10,7 +10,7 @@ import threading
 
 from flask import current_app
 
-from sync_server import store
+from sync_server import store, upkeep
 from sync_server.chaincache import ChainCache
 from sync_server.clock import SystemClock
 from sync_server.keys import KeyRing
@@ -20,13 +20,18 @@ SWEEP_EVERY_S = 30
 
 class ServerState:
     def __init__(self, db_path: str, clock: SystemClock) -> None:
-        self.pool = store.Pool(db_path)
+        self.pool = store.Pool(db_path, autocheckpoint=upkeep.POOL_AUTOCHECKPOINT)
+        self.upkeep = upkeep.Upkeep(self.pool).start()
         self.clock = clock
         self.keys = KeyRing.load(self.pool.get())
         self.chains = ChainCache()
         self.chains.recover(self.pool.get())
         self.last_sweep = 0
         self.sweep_lock = threading.Lock()
+        # Uploads run one at a time on one connection, whose page cache then stays warm
+        # (a connection reloads its cache whenever another one wrote; see docs/server.md).
+        self.upload_lock = threading.Lock()
+        self.upload_db = self.pool.dedicated()
 
 
 def state() -> ServerState:

@@ -7,9 +7,15 @@ The ack's ``acked`` is the highest sequence up to which every record of the term
 Gaps in a terminal's sequence stay open anomalies until filled. Records already stored are
 acknowledged again and otherwise ignored, so retries are harmless.
 
-Hot path: one MAC check with a precomputed key schedule and one ``struct`` unpack per record,
-card state read once per batch, ``executemany`` for records and chain state, no per-record
-SELECT (stored records are read only for duplicates, holes and suspected clones).
+Hot path (``scan``): the usual upload - well-formed records with consecutive sequences - is
+checked in bulk before the transaction: one ``struct.iter_unpack`` over the whole batch, the
+record MACs (pads precomputed) and hash links in one loop, all MACs compared at once in
+constant time; inside the transaction its first link is compared with the stored chain.
+Anything else (a bad record, a retry, a gap) goes through ``parse`` and ``_terminal_chain``,
+record by record, which say what is wrong. Card states come from the server's cache and are
+changed in place (the cache starts over from the database if the transaction fails);
+``executemany`` for the record rows; stored records are read only for duplicates, holes and
+suspected clones.
 
 Usage::
 
@@ -23,6 +29,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from hmac import compare_digest
+from operator import itemgetter
 from typing import Any
 
 from protocol import records
@@ -34,9 +41,14 @@ from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
 from sync_server.store import terminals as tstore
+from sync_server.upkeep import Upkeep
 
 _SIZE = records.RECORD_SIZE
 _UNPACK = chain.RECORD.unpack
+_ITER_UNPACK = chain.RECORD.iter_unpack
+_MAC_AT = _SIZE - records.MAC_SIZE
+_LINK_SIZE = records.LINK_SIZE
+_PREV_LINK, _MAC = itemgetter(14), itemgetter(16)  # fields of chain.RECORD
 _PURCHASE, _LOAD, _REPAIR = records.PURCHASE, records.LOAD, records.TEARING_REPAIR
 _KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
 _ROLLED_BACK = records.FLAG_ROLLED_BACK
@@ -44,6 +56,7 @@ _UNAUTHORISED = records.FLAG_UNAUTHORISED_OFFLINE
 _VERSION = records.VERSION
 _PAD = b"\x00\x00\x00"  # a 4-byte UID's key is the UID left-padded to 7 bytes (protocol.uidlist)
 _POSTED = frozenset(st.POSTED)
+_BLOB = rstore.BLOB
 
 
 def _link(raw: bytes) -> bytes:
@@ -77,6 +90,83 @@ def _consistent(f: tuple[Any, ...]) -> str | None:
     if counter < 1:
         return "money record with card counter 0 (the first event on a card has counter 1)"
     return None
+
+
+def _invalid(f: tuple[Any, ...], tid: int) -> str | None:
+    """Why a record (MAC checked, fields unpacked) cannot be stored for terminal ``tid``, or None."""
+    if f[0] != _VERSION:
+        return f"record version {f[0]}, expected {_VERSION}"
+    if f[4] != tid:
+        return f"record names terminal {f[4]} but terminal {tid} uploaded it"
+    if f[5] == 0:
+        return "record sequence 0 (terminal sequences start at 1)"
+    if f[1] not in _KNOWN_TYPES:
+        return f"unknown record type {f[1]}"
+    if f[3] != 4 and f[3] != 7:
+        return f"record UID length {f[3]}, expected 4 or 7"
+    if f[3] == 7 and f[7][0] == 0:
+        return "7-byte card UID may not start with 0x00"
+    return _consistent(f)
+
+
+class Run:
+    """An upload whose every item is a valid record, in consecutive sequence order (``scan``).
+
+    ``links[i]`` is the link of ``raws[i]`` (the first 8 bytes of its SHA-256); ``prevs`` the
+    links the records carry, concatenated.
+    """
+
+    __slots__ = ("raws", "fields", "links", "prevs", "first", "last")
+
+    def __init__(self, raws: list[bytes], fields: list[tuple[Any, ...]], links: list[bytes]) -> None:
+        self.raws, self.fields, self.links = raws, fields, links
+        self.prevs = b"".join(map(_PREV_LINK, fields))
+        self.first, self.last = fields[0][5], fields[-1][5]
+
+    def follows(self, acked: int, acked_link: bytes | None, max_seq: int) -> bool:
+        """True if the run comes right after the last stored record and every record carries
+        its predecessor's link (then it is stored whole, nothing else to check)."""
+        if self.first != acked + 1 or acked != max_seq:
+            return False
+        start = acked_link if acked else records.GENESIS_LINK
+        return self.prevs == (start or b"") + b"".join(self.links[:-1])
+
+    def good(self) -> dict[int, tuple[bytes, tuple[Any, ...]]]:
+        """The records as ``parse`` returns them: seq -> (raw, fields)."""
+        return {f[5]: (raw, f) for raw, f in zip(self.raws, self.fields)}
+
+
+def scan(items: list[Any], tid: int, ring: KeyRing) -> Run | None:
+    """The usual upload checked in bulk: a ``Run`` if every item is a 64-byte record with a
+    good MAC and valid fields and the sequences are consecutive; None otherwise (then
+    ``parse`` checks the items one by one and says what is wrong)."""
+    if not items or set(map(type, items)) != {bytes} or set(map(len, items)) != {_SIZE}:
+        return None
+    fields = list(_ITER_UNPACK(b"".join(items)))
+    verifier = ring.verifier(tid)
+    inner, outer, sha256 = verifier.inner.copy, verifier.outer.copy, hashlib.sha256
+    macs: list[bytes] = []
+    links: list[bytes] = []
+    mac, link = macs.append, links.append
+    seq = fields[0][5]
+    if seq == 0:
+        return None
+    for raw, f in zip(items, fields):
+        h = inner()  # HMAC-SHA256 with the pads precomputed (keys.RecordVerifier.ok, inlined)
+        h.update(raw[:_MAC_AT])
+        o = outer()
+        o.update(h.digest())
+        mac(o.digest()[:8])
+        link(sha256(raw).digest()[:_LINK_SIZE])
+        if f[5] != seq or f[0] != _VERSION or f[4] != tid:
+            return None
+        if not (f[1] == _PURCHASE and f[3] == 4 and f[10] > 0 and f[11] - f[10] == f[12] and f[9] > 0) \
+                and _invalid(f, tid) is not None:
+            return None
+        seq += 1
+    if not compare_digest(b"".join(macs), b"".join(map(_MAC, fields))):  # one constant-time compare
+        return None
+    return Run(items, fields, links)
 
 
 class _StoreLookup:
@@ -123,20 +213,7 @@ def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[by
                 and f[11] - f[10] == f[12] and f[9] > 0 and seq not in good):
             good[seq] = (raw, f)  # the common case: a well-formed purchase on a 4-byte UID
             continue
-        if f[0] != _VERSION:
-            reason = f"record version {f[0]}, expected {_VERSION}"
-        elif f[4] != tid:
-            reason = f"record names terminal {f[4]} but terminal {tid} uploaded it"
-        elif seq == 0:
-            reason = "record sequence 0 (terminal sequences start at 1)"
-        elif f[1] not in _KNOWN_TYPES:
-            reason = f"unknown record type {f[1]}"
-        elif f[3] != 4 and f[3] != 7:
-            reason = f"record UID length {f[3]}, expected 4 or 7"
-        elif f[3] == 7 and f[7][0] == 0:
-            reason = "7-byte card UID may not start with 0x00"
-        else:
-            reason = _consistent(f)
+        reason = _invalid(f, tid)
         if reason is None and seq in good and good[seq][0] != raw:
             reason = f"two different records #{seq} in one upload"
         if reason is not None:
@@ -147,23 +224,38 @@ def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[by
 
 
 def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: list[Any], now: int,
-           claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None) -> dict[str, Any]:
+           claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None,
+           upkeep: Upkeep | None = None) -> dict[str, Any]:
     """Store an upload; returns ``{"acked": seq, "rejected": [[seq, reason], ...]}``.
 
     :param claim: called first inside the transaction (the request nonce is claimed there).
     :param cache: the server's card chain cache (a throwaway one if None).
+    :param upkeep: the server's upkeep thread, told after the commit; without one the card
+        index catches up here when due.
     """
     tid = terminal["id"]
     cache = cache or ChainCache(write_through=True)
-    good, rejected = parse(items, tid, ring)
-    installed = False
+    run = scan(items, tid, ring)
+    if run is None:
+        good, rejected = parse(items, tid, ring)
+    loaded = False
     try:
         with store.transaction(db):
             claim()
             acked, acked_link, max_seq = rstore.terminal_chain(db, tid)
-            accepted = _terminal_chain(db, tid, good, acked, acked_link, max_seq, rejected)
-            acked, acked_link, max_seq = _advance(db, tid, accepted, acked, acked_link, max_seq, now)
-            fx, unknown, states = _cards(db, terminal, accepted, now, cache)
+            if run is not None and run.follows(acked, acked_link, max_seq):
+                raws, fields, rejected = run.raws, run.fields, []
+                acked = max_seq = run.last
+                acked_link = run.links[-1]
+            else:
+                if run is not None:
+                    good, rejected = run.good(), []
+                accepted = _terminal_chain(db, tid, good, acked, acked_link, max_seq, rejected)
+                acked, acked_link, max_seq = _advance(db, tid, accepted, acked, acked_link, max_seq, now)
+                raws = [v[0] for v in accepted.values()]
+                fields = [v[1] for v in accepted.values()]
+            loaded = True
+            fx, unknown, states = _cards(db, terminal, raws, fields, now, cache)
             anomalies = [(now, "rejected_record", tid, seq, None, reason) for seq, reason in rejected]
             anomalies += [(now, kind, t or tid, s or None, uid, text) for kind, t, s, uid, text in fx.anomalies]
             anomalies += [(now, "unknown_card", tid, seq, uid, f"card {cards.uid_hex(uid)} was never issued "
@@ -176,14 +268,14 @@ def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: l
                 cards.block(db, card_id, reason, now)
             rstore.set_terminal_chain(db, tid, acked, acked_link, max_seq, now)
             cache.install(db, states)  # last: nothing but the commit can fail after it
-            installed = True
     except BaseException:
-        if installed:  # the commit failed: the cache is ahead of the database
+        if loaded:  # card states in the cache may have changed: start over from the database
             cache.reset(db)
         raise
-    if rstore.index_lag(db) >= rstore.INDEX_CATCH_UP_ROWS:
-        with store.transaction(db):
-            rstore.catch_up_index(db)
+    if upkeep is not None:
+        upkeep.poke()
+    else:
+        rstore.catch_up_index(db)
     return {"acked": acked, "rejected": rejected}
 
 
@@ -195,10 +287,6 @@ def _terminal_chain(db: store.Database, tid: int, good: dict[int, tuple[bytes, t
         return {}
     seqs = sorted(good)
     lo, hi = seqs[0], seqs[-1]
-    if lo == acked + 1 and acked == max_seq and hi - lo + 1 == len(seqs):
-        fast = _contiguous_tail(good, seqs, acked_link if acked else records.GENESIS_LINK)
-        if fast is not None:
-            return fast
     stored: dict[int, bytes] = {}
     if lo - 1 <= max_seq and not (lo - 1 == acked == max_seq):
         stored = rstore.stored_raw(db, tid, lo - 1, hi + 1)
@@ -234,22 +322,6 @@ def _terminal_chain(db: store.Database, tid: int, good: dict[int, tuple[bytes, t
                 rejected.append([seq, f"stored record #{seq + 1} does not chain to this record #{seq}"])
                 continue
         accepted[seq] = (raw, f)
-    return accepted
-
-
-def _contiguous_tail(good: dict[int, tuple[bytes, tuple[Any, ...]]], seqs: list[int], link: bytes | None
-                     ) -> dict[int, tuple[bytes, tuple[Any, ...]]] | None:
-    """The usual upload: the records right after the last one stored, without gaps, each
-    carrying its predecessor's link. None if one does not (the general path explains it)."""
-    accepted = {}
-    sha256 = hashlib.sha256
-    size = records.LINK_SIZE
-    for seq in seqs:
-        raw, f = good[seq]
-        if f[14] != link:
-            return None
-        accepted[seq] = (raw, f)
-        link = sha256(raw).digest()[:size]
     return accepted
 
 
@@ -297,9 +369,10 @@ def _update_gaps(db: store.Database, tid: int, acked: int, top: int, have: set[i
                                "arrive") for a, b, _ in new if a not in old and a in firsts])
 
 
-def _cards(db: store.Database, terminal: dict[str, Any], accepted: dict[int, tuple[bytes, tuple[Any, ...]]],
-           now: int, cache: ChainCache) -> tuple[chain.Effects, dict[bytes, int], list[chain.CardState]]:
-    """Chain-check, post and store the accepted records; returns (effects, unknown uids, card states).
+def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fields: list[tuple[Any, ...]],
+           now: int, cache: ChainCache) -> tuple[chain.Effects, dict[bytes, int], dict[bytes, chain.CardState]]:
+    """Chain-check, post and store the accepted records (in sequence order); returns
+    (effects, unknown uids, the batch's card states).
 
     The common case - the record at counter head+1 starting from the head balance on a card
     with no hole - is decided inline; everything else goes through ``chain.check_card``.
@@ -307,55 +380,55 @@ def _cards(db: store.Database, terminal: dict[str, Any], accepted: dict[int, tup
     tid = terminal["id"]
     fx = chain.Effects()
     unknown: dict[bytes, int] = {}
-    if not accepted:
-        return fx, unknown, []
-    items = []
-    money_uids = set()
-    for seq, (raw, f) in accepted.items():
-        uid = f[7] if f[3] == 7 else _PAD + f[7][:4]
-        money = f[1] == _PURCHASE or f[1] == _LOAD or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)
-        if money:
-            money_uids.add(uid)
-        items.append((seq, raw, f, uid, money))
-    states = cache.load(db, list(money_uids))
+    if not raws:
+        return fx, unknown, {}
+    uids = [f[7] if f[3] == 7 else _PAD + f[7][:4] for f in fields]
+    states = cache.load(db, list({uid for uid, f in zip(uids, fields) if f[1] == _PURCHASE or f[1] == _LOAD
+                                  or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)}))
     posting = lstore.new_posting(db, "upload", now, terminal_id=tid) if states else None
     poster = _Poster(db, terminal, now)
     payable, held = poster.own_accounts()
     paid = kept = 0
     rows: list[tuple[Any, ...]] = []
+    row = rows.append
     later: list[tuple[int, bytes, tuple[Any, ...], bytes, int]] = []  # rows that need more than the fast path
     slow: dict[bytes, list[chain.Event]] = {}
     events: dict[int, chain.Event] = {}
-    for seq, raw, f, uid, money in items:
-        if not money:
-            rows.append((tid, seq, uid, f[9], f[1], f[2], f[6], f[10], f[12], st.NO_MONEY, 0, 0, 0, None, raw))
+    get = states.get
+    for raw, f, uid in zip(raws, fields, uids):
+        _, rtype, flags, _, _, seq, ts, _, _, counter, amount, before, after, _, _, _, _ = f
+        if rtype != _PURCHASE and rtype != _LOAD and (rtype != _REPAIR or flags & _ROLLED_BACK):
+            row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.NO_MONEY, 0, 0, 0, None,
+                 _BLOB(raw)))
             continue
-        card = states.get(uid)
+        card = get(uid)
         if card is None:
             unknown.setdefault(uid, seq)
-            rows.append((tid, seq, uid, f[9], f[1], f[2], f[6], f[10], f[12], st.UNKNOWN_CARD, 0, 0, 0, None, raw))
-        elif uid not in slow and card.top == card.head and f[9] == card.head + 1 and f[11] == card.head_balance:
-            before, after = f[11], f[12]
-            card.head = card.top = f[9]
+            row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.UNKNOWN_CARD, 0, 0, 0, None,
+                 _BLOB(raw)))
+        elif card.top == card.head and counter == card.head + 1 and before == card.head_balance \
+                and uid not in slow:
+            card.head = card.top = counter
             card.head_balance = card.top_balance = after
             if after < 0:
-                card.credit_since = card.credit_since or min(f[6], now)
+                card.credit_since = card.credit_since or min(ts, now)
             elif card.credit_since is not None:
                 card.credit_since = None
-            if f[1] != _PURCHASE:
+            if rtype != _PURCHASE:
                 later.append((seq, raw, f, uid, st.LINKED))
                 continue
-            flags = f[2]
             if before >= 0 and after >= 0:
                 purse, credit = after - before, 0
             else:
                 purse, credit = cards.split(before, after)
             if flags & _UNAUTHORISED:
-                kept += f[10]
+                kept += amount
+                row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.LINKED, 1, purse, credit,
+                     posting, _BLOB(raw)))
             else:
-                paid += f[10]
-            rows.append((tid, seq, uid, f[9], _PURCHASE, flags, f[6], f[10], after, st.LINKED,
-                         1 if flags & _UNAUTHORISED else 0, purse, credit, posting, raw))
+                paid += amount
+                row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.LINKED, 0, purse, credit,
+                     posting, _BLOB(raw)))
         else:
             ev = events[seq] = chain.Event(f, raw, None, 0)
             slow.setdefault(uid, []).append(ev)
@@ -378,13 +451,14 @@ def _cards(db: store.Database, terminal: dict[str, Any], accepted: dict[int, tup
                 lines[held if flags & _UNAUTHORISED else payable] += f[10]
             else:
                 poster.counterpart(f, states[uid].card_id, fx)
-        rows.append((tid, seq, uid, f[9], f[1], flags, f[6], f[10], f[12], code, 1 if flags & _UNAUTHORISED else 0,
-                     purse, credit, posting if purse or credit else None, raw))
+        rows.append((tid, seq, _BLOB(uid), f[9], f[1], flags, f[6], f[10], f[12], code,
+                     1 if flags & _UNAUTHORISED else 0, purse, credit, posting if purse or credit else None,
+                     _BLOB(raw)))
     if posting is not None:
         lstore.add_entries(db, posting, list(lines.items()))
-    rstore.write_batch(db, rows, fx.relinked, (tid, now, len(accepted), len(rows), 0))
+    rstore.write_batch(db, rows, fx.relinked, (tid, now, len(raws), len(rows), 0))
     poster.finish()
-    return fx, unknown, list(states.values())
+    return fx, unknown, states
 
 
 class _Poster:

@@ -83,11 +83,11 @@ def _maybe_sweep(db: store.Database) -> None:
 @bp.post("/upload")
 def upload() -> Response:
     st = context.state()
-    with st.upload_lock:  # one upload at a time (ServerState.upload_lock says why)
+    with st.upload_lock:  # one upload at a time, on its own connection (ServerState says why)
         req = auth.terminal_request("upload")
-        db = context.get_db()
+        db = st.upload_db
         ack = ingest.ingest(db, st.keys, req.terminal, req.msg["records"], context.now(),
-                            claim=lambda: auth.claim_nonce(db, req), cache=st.chains)
+                            claim=lambda: auth.claim_nonce(db, req), cache=st.chains, upkeep=st.upkeep)
         return _answer(req, "ack", ack)
 
 

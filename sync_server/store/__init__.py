@@ -93,24 +93,50 @@ def transaction(db: Database, immediate: bool = True) -> Iterator[Database]:
             raise
 
 
-class Pool:
-    """One connection per thread (waitress serves from a fixed thread pool)."""
+def checkpoint(db: Database, lock: contextlib.AbstractContextManager[object] | None = None) -> tuple[int, int]:
+    """Copy the WAL into the database file (``PRAGMA wal_checkpoint(PASSIVE)``): writers go
+    on meanwhile. With ``lock`` (the pool's write lock) the frames written during the first
+    pass are copied too, holding it, so that the next write starts the WAL over.
 
-    def __init__(self, path: str) -> None:
+    Returns (frames in the WAL, frames copied) of the last pass.
+    """
+    _busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if lock is not None and copied < frames:
+        with lock:
+            _busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return frames, copied
+
+
+class Pool:
+    """One connection per thread (waitress serves from a fixed thread pool).
+
+    :param autocheckpoint: WAL pages after which a committing connection copies the WAL into
+        the database file itself; a server whose upkeep thread checkpoints sets it higher, as
+        a safety net only.
+    """
+
+    def __init__(self, path: str, autocheckpoint: int = WAL_CHECKPOINT_PAGES) -> None:
         self.path = path
+        self.autocheckpoint = autocheckpoint
         self._local = threading.local()
         self.write_lock = threading.Lock()
         open_db(path).conn.close()  # migrate once, up front
 
     def get(self) -> Database:
+        """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA cache_size=-32768")
-            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-            db = self._local.db = sqlite_utils.Database(conn)
-            db.write_lock = self.write_lock  # type: ignore[attr-defined]
+            db = self._local.db = self.dedicated()
+        return db
+
+    def dedicated(self) -> Database:
+        """A connection of its own, e.g. for one kind of work that runs one thread at a time:
+        a connection that made the last write keeps its page cache, any other reloads it."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-32768")
+        conn.execute(f"PRAGMA wal_autocheckpoint={self.autocheckpoint}")
+        db = sqlite_utils.Database(conn)
+        db.write_lock = self.write_lock  # type: ignore[attr-defined]
         return db

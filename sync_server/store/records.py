@@ -1,16 +1,24 @@
 """SQL of the upload path: terminal chain state, stored records, card chain state, the batch
-write (records, ledger lines, chain updates in one ``executemany`` each), anomalies, gaps and
-the lazily maintained (uid, counter) index."""
+write (records, ledger lines, chain updates in one ``executemany`` each), anomalies and gaps;
+records of one card through the (uid, counter) index kept in ``cardindex``."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
+from sync_server.store import cardindex
+
 INDEX_CATCH_UP_ROWS = 20000  # index the record tail once it is this long
+
+# Bind BLOB parameters of bulk inserts as ``bytearray``: CPython's sqlite3 sends every ``bytes``
+# (and None) parameter through its adapter registry, whose miss costs a failing attribute lookup
+# that formats an AttributeError (about 1 us per parameter); a bytearray is bound directly.
+BLOB = bytearray
 
 _RECORD_COLUMNS = ("terminal_id, seq, uid, counter, type, flags, time, amount, balance_after, status, held, "
                    "purse, credit, posting, raw")
@@ -64,9 +72,9 @@ def card_records(db: Database, uid: bytes, counter: int | None = None, min_count
                  statuses: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Stored records of one card (all, one counter, or above ``min_counter``), by counter.
 
-    Indexed rows come from ``card_index``; the tail past its watermark is scanned.
+    Indexed rows are found through ``cardindex``; the tail past its watermark is scanned.
     """
-    mark = _watermark(db)
+    mark, rids = cardindex.lookup(db, uid, counter, min_counter)
     where, args = "", []
     if counter is not None:
         where, args = " AND counter = ?", [counter]
@@ -74,10 +82,9 @@ def card_records(db: Database, uid: bytes, counter: int | None = None, min_count
         where, args = " AND counter > ?", [min_counter]
     only = "" if statuses is None else " AND status IN ({})".format(",".join(str(int(s)) for s in statuses))
     cols = "rid, terminal_id, seq, counter, type, flags, time, amount, balance_after, status, held, raw"
-    sql = (f"SELECT {cols} FROM records WHERE rid IN (SELECT rid FROM card_index WHERE uid = ?{where}){only} "
-           f"UNION ALL SELECT {cols} FROM records WHERE rid > ? AND uid = ?{where}{only} ORDER BY counter, rid"
-           )
-    return _rows(db.execute(sql, [uid] + args + [mark, uid] + args))
+    sql = (f"SELECT {cols} FROM records WHERE rid IN (SELECT value FROM json_each(?)) AND uid = ?{only} "
+           f"UNION ALL SELECT {cols} FROM records WHERE rid > ? AND uid = ?{where}{only} ORDER BY counter, rid")
+    return _rows(db.execute(sql, [json.dumps(rids), uid, mark, uid] + args))
 
 
 def recent_records(db: Database, uid: bytes, limit: int) -> list[dict[str, Any]]:
@@ -85,26 +92,18 @@ def recent_records(db: Database, uid: bytes, limit: int) -> list[dict[str, Any]]
     return rows[-limit:]
 
 
-def _watermark(db: Database) -> int:
-    row = db.execute("SELECT value FROM meta WHERE name = 'card_index_rid'").fetchone()
-    return 0 if row is None else row[0]
-
-
 def index_lag(db: Database) -> int:
-    """Records not yet in ``card_index``."""
-    return max_rid(db) - _watermark(db)
+    """Records not yet in the card index."""
+    return max_rid(db) - cardindex.watermark(db)
 
 
 def catch_up_index(db: Database, min_rows: int = INDEX_CATCH_UP_ROWS) -> int:
-    """Index the record tail if it holds at least ``min_rows`` rows; returns rows indexed."""
-    mark = _watermark(db)
-    top = db.execute("SELECT COALESCE(MAX(rid), 0) FROM records").fetchone()[0]
-    if top - mark < max(min_rows, 1):
-        return 0
-    cur = db.execute("INSERT OR IGNORE INTO card_index (uid, counter, rid) SELECT uid, counter, rid FROM records "
-                     "WHERE rid > ? AND rid <= ? ORDER BY uid, counter", [mark, top])
-    db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('card_index_rid', ?)", [top])
-    return cur.rowcount
+    """Index the record tail if it holds at least ``min_rows`` rows; returns rows indexed.
+
+    Only committed records are indexed (the index is another file, written by its own
+    connection): call it outside a transaction that stores records.
+    """
+    return cardindex.catch_up(db, min_rows)
 
 
 def write_batch(db: Database, rows: list[tuple[Any, ...]], status_updates: list[tuple[int, int]],
@@ -132,7 +131,11 @@ def records_after(db: Database, rid: int) -> dict[bytes, int]:
 
 
 def insert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
-    """Just the record rows (no batch, ledger or chain): the raw rate the benchmark compares with."""
+    """Just the record rows (no batch, ledger or chain): the raw rate the benchmark compares with.
+
+    Row: terminal id, seq, uid, counter, type, flags, time, amount, balance after, status, held,
+    purse, credit, posting, raw; uid and raw as ``BLOB`` (bytes work too, slower).
+    """
     db.conn.executemany(_INSERT_RECORD, rows)
 
 

@@ -10,9 +10,9 @@ Notes on the layout:
   credit-wallet accounts), so the journal is the view ``journal``: ``entries`` plus those
   record lines. Every posting (``entries`` + record lines with the same ``posting``) sums
   to zero.
-* ``card_index`` is a lazily maintained (uid, counter) index of ``records``: rows up to the
-  watermark in ``meta`` are indexed, newer ones are scanned (see ``store.records``). Random
-  index inserts on every upload would cost more than the whole rest of ingest.
+* The (uid, counter) index of ``records`` lives in a file of its own, ``<db>-index``
+  (``store.cardindex``), built behind the uploads; migration 4 drops the ``card_index``
+  table the first migrations kept here for it.
 * ``access_lists`` holds each door group's lists as they were last computed (``store.access``);
   ``access_versions`` one row per version with its hash (version 0: empty), ``access_log``
   the keys each version added or removed, so a door gets a delta from the version it holds.
@@ -168,5 +168,10 @@ MIGRATIONS = [
     # the id they last saw (door_groups.epoch) by looking at those cards only.
     """
     CREATE TABLE access_dirty (id INTEGER PRIMARY KEY AUTOINCREMENT, card_id INTEGER NOT NULL);
+    """,
+    # 4: the card index moves to a file of its own (store.cardindex), built off the upload path.
+    """
+    DROP TABLE card_index;
+    DELETE FROM meta WHERE name = 'card_index_rid';
     """,
 ]
