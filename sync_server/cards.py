@@ -173,7 +173,7 @@ def split(before: int, after: int) -> tuple[int, int]:
 
 def card_lines(db: store.Database, card: dict[str, Any], delta: int) -> list[tuple[int, int]]:
     """Journal lines moving ``delta`` onto the card, split between purse and credit."""
-    before = lstore.card_balance(db, card["purse_acct"], card["credit_acct"])
+    before = lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"])
     purse, credit = split(before, before + delta)
     return [(card["purse_acct"], purse), (card["credit_acct"], credit)]
 
@@ -287,7 +287,7 @@ def _withdraw(db: store.Database, now: int, card: dict[str, Any], why: str) -> i
         posting = lstore.new_posting(db, "load_cancel", now, card_id=card["id"], note=why)
         lstore.add_entries(db, posting, [(lstore.account(db, "in_transit"), -cancelled)]
                            + card_lines(db, card, cancelled))
-    return lstore.card_balance(db, card["purse_acct"], card["credit_acct"])
+    return lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"])
 
 
 def transfer(db: store.Database, now: int, old: dict[str, Any], fee: int) -> int:
@@ -324,8 +324,8 @@ def show(db: store.Database, ref: str, records_limit: int = 20) -> dict[str, Any
         "type": card_layout.CARD_TYPE_NAMES[card["type"]], "valid_from": card["valid_from"],
         "valid_until": card["valid_until"], "status": card["status"], "status_reason": card["status_reason"],
         "replaced_by": card["replaced_by"], "transferred": bool(card["transferred"]),
-        "shadow_balance": lstore.card_balance(db, card["purse_acct"], card["credit_acct"]),
-        "credit_used": -lstore.account_balance(db, card["credit_acct"]),
+        "shadow_balance": lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"]),
+        "credit_used": -lstore.card_credit(db, card["credit_acct"], card["uid"]),
         "in_transit": cstore.in_transit(db, card["id"]),
         "chain": {"state": chain_row["state"], "head_counter": chain_row["head_counter"],
                   "head_balance": chain_row["head_balance"], "top_counter": chain_row["top_counter"],

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlite_utils import Database
+
+from sync_server.store import cardindex
 
 # Accounts that exist once (ref 0), as opposed to per card or per merchant.
 SINGLETONS = ("topup_received", "in_transit", "refunds_paid", "donations", "fees", "suspense")
@@ -37,9 +40,31 @@ def account_balance(db: Database, acct: int) -> int:
     return row[0]
 
 
-def card_balance(db: Database, purse_acct: int, credit_acct: int) -> int:
+def _entries_balance(db: Database, acct: int) -> int:
+    return db.execute("SELECT COALESCE(SUM(amount), 0) FROM entries WHERE account = ?", [acct]).fetchone()[0]
+
+
+def _card_lines(db: Database, uid: bytes) -> tuple[int, int]:
+    """(purse, credit) sums of one card's record lines, found through the card index (the
+    journal view would sum every record of every card to answer for one)."""
+    mark, rids = cardindex.lookup(db, uid)
+    row = db.execute(
+        "SELECT COALESCE(SUM(purse), 0), COALESCE(SUM(credit), 0) FROM ("
+        "SELECT purse, credit FROM records WHERE rid IN (SELECT value FROM json_each(?)) AND uid = ? "
+        "UNION ALL SELECT purse, credit FROM records WHERE rid > ? AND uid = ?)",
+        [json.dumps(rids), uid, mark, uid]).fetchone()
+    return row[0], row[1]
+
+
+def card_balance(db: Database, purse_acct: int, credit_acct: int, uid: bytes) -> int:
     """Shadow balance of one card: its purse plus its (non-positive) credit account."""
-    return account_balance(db, purse_acct) + account_balance(db, credit_acct)
+    purse, credit = _card_lines(db, uid)
+    return _entries_balance(db, purse_acct) + _entries_balance(db, credit_acct) + purse + credit
+
+
+def card_credit(db: Database, credit_acct: int, uid: bytes) -> int:
+    """Balance of one card's credit-wallet account (zero or negative)."""
+    return _entries_balance(db, credit_acct) + _card_lines(db, uid)[1]
 
 
 def balances_by_kind(db: Database) -> list[dict[str, Any]]:
