@@ -75,6 +75,10 @@ OP_HALT = const(6)
 # a time-out: 2500 - 887 air - 91 - 47 = ~1500 us.  HLTA is never answered: the reader
 # waits 1 ms (ISO/IEC 14443-3, HLTA) before taking silence as success.
 # ---------------------------------------------------------------------------------------
+# MIFARE Classic value commands (MF1S50yyX datasheet, section 9): the same on every reader chip.
+_MF_DECREMENT = const(0xC0)
+_MF_INCREMENT = const(0xC1)
+_MF_RESTORE = const(0xC2)
 _BIT_PS = const(9439528)  # picoseconds per bit at 106 kbit/s: 128 / 13.56 MHz
 _FDT_US = const(91)
 _ACK_US = const(47)
@@ -196,15 +200,19 @@ class Reader:
 
     def decrement(self, block, amount):
         """Load value block ``block`` minus ``amount`` into the card's transfer buffer."""
-        raise self._missing("decrement")
+        self._value(_MF_DECREMENT, block, amount)
 
     def increment(self, block, amount):
         """Load value block ``block`` plus ``amount`` into the card's transfer buffer."""
-        raise self._missing("increment")
+        self._value(_MF_INCREMENT, block, amount)
 
     def restore(self, block):
         """Load value block ``block`` unchanged into the card's transfer buffer."""
-        raise self._missing("restore")
+        self._value(_MF_RESTORE, block, 0)
+
+    def _value(self, cmd, block, amount):
+        """Send the two-step value command ``cmd`` (command + block, then the 4-byte operand)."""
+        raise self._missing("_value")
 
     def transfer(self, block):
         """Write the card's transfer buffer to ``block``."""

@@ -125,9 +125,6 @@ _PICC_SAK_CASCADE = const(0x04)
 _PICC_HLTA = const(0x50)
 _MF_READ = const(0x30)
 _MF_WRITE = const(0xA0)
-_MF_DECREMENT = const(0xC0)
-_MF_INCREMENT = const(0xC1)
-_MF_RESTORE = const(0xC2)
 _MF_TRANSFER = const(0xB0)
 _MF_ACK = const(0x0A)
 
@@ -514,15 +511,6 @@ class MFRC522(mifare.Reader):
             self._ack(bits, cmd, block)
             raise mifare.CardIOError("command 0x%02x block %d: the card acknowledged the operand" % (cmd, block))
         self._card_io(mifare.OP_VALUE, 10, 0)
-
-    def decrement(self, block, amount):
-        self._value(_MF_DECREMENT, block, amount)
-
-    def increment(self, block, amount):
-        self._value(_MF_INCREMENT, block, amount)
-
-    def restore(self, block):
-        self._value(_MF_RESTORE, block, 0)
 
     def transfer(self, block):
         self._ack(self._command(_MF_TRANSFER, block), _MF_TRANSFER, block)

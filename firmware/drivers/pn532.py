@@ -86,9 +86,6 @@ _PASSIVE_RETRIES = const(0x01)  # MxRtyPassiveActivation: 2 tries, then "no targ
 # MIFARE Classic commands sent through InDataExchange (MF1S50yyX datasheet section 12).
 _MF_READ = const(0x30)
 _MF_WRITE = const(0xA0)
-_MF_DECREMENT = const(0xC0)
-_MF_INCREMENT = const(0xC1)
-_MF_RESTORE = const(0xC2)
 _MF_TRANSFER = const(0xB0)
 
 # Frame identifiers (section 6.2.1).
@@ -573,15 +570,6 @@ class PN532(Reader):
         tx[_P + 5] = (amount >> 16) & 0xFF
         tx[_P + 6] = amount >> 24
         self._mifare(OP_VALUE, 6, block)
-
-    def decrement(self, block, amount):
-        self._value(_MF_DECREMENT, block, amount)
-
-    def increment(self, block, amount):
-        self._value(_MF_INCREMENT, block, amount)
-
-    def restore(self, block):
-        self._value(_MF_RESTORE, block, 0)
 
     def transfer(self, block):
         self._tx[_P + 1] = _MF_TRANSFER
