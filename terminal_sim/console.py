@@ -260,6 +260,21 @@ def show(lines: list[str]) -> str:
     return "\n".join([f"  [ {s} ]" for s in screens] + [f"  {x}" for x in rest])
 
 
+def repl(console: Console, prompt: str, read: Callable[[str], str], echo: Callable[[str], None]) -> None:
+    """Read a line, run it on the console, show what the terminal did; until end of input."""
+    while True:
+        try:
+            line = read(prompt)
+        except EOFError:
+            return
+        try:
+            echo(show(console.execute(line)))
+        except EOFError:
+            return
+        except ConsoleError as e:
+            echo(f"  ! {e}")
+
+
 def run(workspace: Path, reader: str = "pn532", read: Callable[[str], str] = input,
         echo: Callable[[str], None] = print) -> None:
     """The interactive loop of ``campuscard sim pos``."""
@@ -268,14 +283,4 @@ def run(workspace: Path, reader: str = "pn532", read: Callable[[str], str] = inp
         echo("cards: " + ", ".join(sorted(console.cards)) + "   (`help` lists the commands)")
         echo("network: down (no sync server here), so sales over the offline ceiling ask for the PIN; "
              "`net up` simulates an online terminal")
-        while True:
-            try:
-                line = read("pos> ")
-            except EOFError:
-                break
-            try:
-                echo(show(console.execute(line)))
-            except EOFError:
-                break
-            except ConsoleError as e:
-                echo(f"  ! {e}")
+        repl(console, "pos> ", read, echo)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import records
-from terminal_sim.console import Console, ConsoleError, show
+from terminal_sim.console import Console, ConsoleError, repl, show
 
 TZ = 28800  # Asia/Shanghai, the firmware's default tz_offset_s
 LISTS = ("allow", "anytime")
@@ -147,14 +147,4 @@ def run(workspace: Path, reader: str = "pn532", fail_mode: str = "safe", read: C
         echo(show(console.term.boot_lines))
         echo("cards: " + ", ".join(sorted(console.cards)) + "   (`help` lists the commands)")
         echo(f"lock: fail-{fail_mode}; lists: " + "; ".join(console._door_lists([])))
-        while True:
-            try:
-                line = read("door> ")
-            except EOFError:
-                break
-            try:
-                echo(show(console.execute(line)))
-            except EOFError:
-                break
-            except ConsoleError as e:
-                echo(f"  ! {e}")
+        repl(console, "door> ", read, echo)
