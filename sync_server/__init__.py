@@ -7,7 +7,8 @@ with waitress.
 Usage::
 
     from sync_server import create_app
-    app = create_app({"DATABASE": "campus.db"})           # TEST_CLOCK: True for an adjustable clock
+    app = create_app({"DATABASE": "campus.db"})           # TEST_CLOCK: True for an adjustable clock,
+                                                          # MAC_HELPER: True for a record-MAC helper process
     app.extensions["campuscard"].clock.now()
 """
 
@@ -28,11 +29,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.from_mapping(DATABASE="campuscard.db", TEST_CLOCK=False, MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-                            JSON_SORT_KEYS=False)
+                            JSON_SORT_KEYS=False, MAC_HELPER=False)
     if test_config:
         app.config.from_mapping(test_config)
     clock = TestClock() if app.config["TEST_CLOCK"] else SystemClock()
-    app.extensions["campuscard"] = ServerState(app.config["DATABASE"], clock)
+    app.extensions["campuscard"] = ServerState(app.config["DATABASE"], clock, mac_helper=app.config["MAC_HELPER"])
     app.register_blueprint(terminal_api.bp)
     app.register_blueprint(admin_api.bp)
 

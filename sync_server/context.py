@@ -10,7 +10,7 @@ import threading
 
 from flask import current_app
 
-from sync_server import store, upkeep
+from sync_server import macworker, store, upkeep
 from sync_server.chaincache import ChainCache
 from sync_server.clock import SystemClock
 from sync_server.keys import KeyRing
@@ -19,7 +19,7 @@ SWEEP_EVERY_S = 30
 
 
 class ServerState:
-    def __init__(self, db_path: str, clock: SystemClock) -> None:
+    def __init__(self, db_path: str, clock: SystemClock, mac_helper: bool = False) -> None:
         self.pool = store.Pool(db_path, autocheckpoint=upkeep.POOL_AUTOCHECKPOINT)
         self.upkeep = upkeep.Upkeep(self.pool).start()
         self.clock = clock
@@ -32,6 +32,7 @@ class ServerState:
         # (a connection reloads its cache whenever another one wrote; see docs/server.md).
         self.upload_lock = threading.Lock()
         self.upload_db = self.pool.dedicated()
+        self.macs = macworker.MacWorker().start() if mac_helper else None
 
 
 def state() -> ServerState:

@@ -33,10 +33,11 @@ from operator import itemgetter
 from typing import Any
 
 from protocol import records
-from sync_server import cards, chain, store
+from sync_server import cards, chain, macworker, store
 from sync_server import status as st
 from sync_server.chaincache import ChainCache
 from sync_server.keys import KeyRing
+from sync_server.macworker import MacWorker
 from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
@@ -112,16 +113,19 @@ def _invalid(f: tuple[Any, ...], tid: int) -> str | None:
 class Run:
     """An upload whose every item is a valid record, in consecutive sequence order (``scan``).
 
-    ``links[i]`` is the link of ``raws[i]`` (the first 8 bytes of its SHA-256); ``prevs`` the
-    links the records carry, concatenated.
+    ``links`` holds the link of each record (the first 8 bytes of its SHA-256), ``prevs`` the
+    links the records carry, each concatenated.
     """
 
     __slots__ = ("raws", "fields", "links", "prevs", "first", "last")
 
-    def __init__(self, raws: list[bytes], fields: list[tuple[Any, ...]], links: list[bytes]) -> None:
+    def __init__(self, raws: list[bytes], fields: list[tuple[Any, ...]], links: bytes) -> None:
         self.raws, self.fields, self.links = raws, fields, links
         self.prevs = b"".join(map(_PREV_LINK, fields))
         self.first, self.last = fields[0][5], fields[-1][5]
+
+    def last_link(self) -> bytes:
+        return self.links[-_LINK_SIZE:]
 
     def follows(self, acked: int, acked_link: bytes | None, max_seq: int) -> bool:
         """True if the run comes right after the last stored record and every record carries
@@ -129,44 +133,74 @@ class Run:
         if self.first != acked + 1 or acked != max_seq:
             return False
         start = acked_link if acked else records.GENESIS_LINK
-        return self.prevs == (start or b"") + b"".join(self.links[:-1])
+        return self.prevs == (start or b"") + self.links[:-_LINK_SIZE]
 
     def good(self) -> dict[int, tuple[bytes, tuple[Any, ...]]]:
         """The records as ``parse`` returns them: seq -> (raw, fields)."""
         return {f[5]: (raw, f) for raw, f in zip(self.raws, self.fields)}
 
 
+def _fields_ok(fields: list[tuple[Any, ...]], tid: int) -> bool:
+    """True if every record is valid for terminal ``tid`` and the sequences run on by one."""
+    seq = fields[0][5]
+    if seq == 0:
+        return False
+    for f in fields:
+        if f[5] != seq or f[0] != _VERSION or f[4] != tid:
+            return False
+        if not (f[1] == _PURCHASE and f[3] == 4 and f[10] > 0 and f[11] - f[10] == f[12] and f[9] > 0) \
+                and _invalid(f, tid) is not None:
+            return False
+        seq += 1
+    return True
+
+
+class Pending:
+    """An upload being checked in bulk, in two halves: the constructor sends the records to
+    the MAC helper (if given) and checks their fields; ``run`` collects the MACs and links
+    (computing them here without a helper) and says whether the upload is a ``Run``.
+    ``wait`` blocks, without the GIL, until the helper has answered."""
+
+    __slots__ = ("items", "tid", "ring", "worker", "joined", "fields", "job", "answer")
+
+    def __init__(self, items: list[Any], tid: int, ring: KeyRing, worker: MacWorker | None = None) -> None:
+        self.items, self.tid, self.ring, self.worker = items, tid, ring, worker
+        self.joined: bytes | None = None
+        self.fields: list[tuple[Any, ...]] | None = None
+        self.job = self.answer = None
+        if not items or set(map(type, items)) != {bytes} or set(map(len, items)) != {_SIZE}:
+            return
+        self.joined = b"".join(items)
+        if worker is not None:
+            self.job = worker.submit(ring.terminal_key(tid), self.joined)
+        fields = list(_ITER_UNPACK(self.joined))
+        if _fields_ok(fields, tid):
+            self.fields = fields
+
+    def wait(self) -> None:
+        if self.job is not None and self.worker is not None:
+            self.answer = self.worker.result(self.job, len(self.items))
+            self.job = None
+
+    def run(self) -> Run | None:
+        self.wait()
+        if self.fields is None or self.joined is None:
+            return None
+        if self.answer is not None:
+            macs, links = self.answer
+        else:
+            verifier = self.ring.verifier(self.tid)
+            macs, links = macworker.digest(verifier.key, self.joined, (verifier.inner, verifier.outer))
+        if not compare_digest(macs, b"".join(map(_MAC, self.fields))):  # one constant-time compare
+            return None
+        return Run(self.items, self.fields, links)
+
+
 def scan(items: list[Any], tid: int, ring: KeyRing) -> Run | None:
     """The usual upload checked in bulk: a ``Run`` if every item is a 64-byte record with a
     good MAC and valid fields and the sequences are consecutive; None otherwise (then
     ``parse`` checks the items one by one and says what is wrong)."""
-    if not items or set(map(type, items)) != {bytes} or set(map(len, items)) != {_SIZE}:
-        return None
-    fields = list(_ITER_UNPACK(b"".join(items)))
-    verifier = ring.verifier(tid)
-    inner, outer, sha256 = verifier.inner.copy, verifier.outer.copy, hashlib.sha256
-    macs: list[bytes] = []
-    links: list[bytes] = []
-    mac, link = macs.append, links.append
-    seq = fields[0][5]
-    if seq == 0:
-        return None
-    for raw, f in zip(items, fields):
-        h = inner()  # HMAC-SHA256 with the pads precomputed (keys.RecordVerifier.ok, inlined)
-        h.update(raw[:_MAC_AT])
-        o = outer()
-        o.update(h.digest())
-        mac(o.digest()[:8])
-        link(sha256(raw).digest()[:_LINK_SIZE])
-        if f[5] != seq or f[0] != _VERSION or f[4] != tid:
-            return None
-        if not (f[1] == _PURCHASE and f[3] == 4 and f[10] > 0 and f[11] - f[10] == f[12] and f[9] > 0) \
-                and _invalid(f, tid) is not None:
-            return None
-        seq += 1
-    if not compare_digest(b"".join(macs), b"".join(map(_MAC, fields))):  # one constant-time compare
-        return None
-    return Run(items, fields, links)
+    return Pending(items, tid, ring).run()
 
 
 class _StoreLookup:
@@ -223,6 +257,27 @@ def parse(items: list[Any], tid: int, ring: KeyRing) -> tuple[dict[int, tuple[by
     return good, rejected
 
 
+class Checked:
+    """An upload checked on its own (``check``): the bulk ``run``, or the records ``parse``
+    found good and the ones it rejected."""
+
+    __slots__ = ("tid", "run", "good", "rejected")
+
+    def __init__(self, tid: int, run: Run | None, good: dict[int, tuple[bytes, tuple[Any, ...]]],
+                 rejected: list[list[Any]]) -> None:
+        self.tid, self.run, self.good, self.rejected = tid, run, good, rejected
+
+
+def check(items: list[Any], tid: int, ring: KeyRing, pending: Pending | None = None) -> Checked:
+    """Everything about an upload that needs no stored state: MACs, fields, sequence order
+    (``pending``: the bulk check already begun). Runs before ``store_upload``."""
+    run = (pending or Pending(items, tid, ring)).run()
+    if run is not None:
+        return Checked(tid, run, {}, [])
+    good, rejected = parse(items, tid, ring)
+    return Checked(tid, None, good, rejected)
+
+
 def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: list[Any], now: int,
            claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None,
            upkeep: Upkeep | None = None) -> dict[str, Any]:
@@ -233,23 +288,30 @@ def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: l
     :param upkeep: the server's upkeep thread, told after the commit; without one the card
         index catches up here when due.
     """
+    return store_upload(db, check(items, terminal["id"], ring), terminal, now, claim, cache, upkeep)
+
+
+def store_upload(db: store.Database, checked: Checked, terminal: dict[str, Any], now: int,
+                 claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None,
+                 upkeep: Upkeep | None = None) -> dict[str, Any]:
+    """The stored-state half of ``ingest``: terminal chain, card chains, ledger, one transaction."""
     tid = terminal["id"]
+    if checked.tid != tid:
+        raise ValueError(f"upload checked for terminal {checked.tid}, stored for {tid}")
     cache = cache or ChainCache(write_through=True)
-    run = scan(items, tid, ring)
-    if run is None:
-        good, rejected = parse(items, tid, ring)
+    run, good, rejected = checked.run, checked.good, list(checked.rejected)
     loaded = False
     try:
         with store.transaction(db):
             claim()
             acked, acked_link, max_seq = rstore.terminal_chain(db, tid)
             if run is not None and run.follows(acked, acked_link, max_seq):
-                raws, fields, rejected = run.raws, run.fields, []
+                raws, fields = run.raws, run.fields
                 acked = max_seq = run.last
-                acked_link = run.links[-1]
+                acked_link = run.last_link()
             else:
                 if run is not None:
-                    good, rejected = run.good(), []
+                    good = run.good()
                 accepted = _terminal_chain(db, tid, good, acked, acked_link, max_seq, rejected)
                 acked, acked_link, max_seq = _advance(db, tid, accepted, acked, acked_link, max_seq, now)
                 raws = [v[0] for v in accepted.values()]

@@ -83,11 +83,15 @@ def _maybe_sweep(db: store.Database) -> None:
 @bp.post("/upload")
 def upload() -> Response:
     st = context.state()
-    with st.upload_lock:  # one upload at a time, on its own connection (ServerState says why)
+    with st.upload_lock:  # one upload's Python at a time (ServerState says why)
         req = auth.terminal_request("upload")
+        pending = ingest.Pending(req.msg["records"], req.tid, st.keys, st.macs)
+    pending.wait()  # the MAC helper works while another upload holds the lock
+    with st.upload_lock:
+        checked = ingest.check(req.msg["records"], req.tid, st.keys, pending)
         db = st.upload_db
-        ack = ingest.ingest(db, st.keys, req.terminal, req.msg["records"], context.now(),
-                            claim=lambda: auth.claim_nonce(db, req), cache=st.chains, upkeep=st.upkeep)
+        ack = ingest.store_upload(db, checked, req.terminal, context.now(), claim=lambda: auth.claim_nonce(db, req),
+                                  cache=st.chains, upkeep=st.upkeep)
         return _answer(req, "ack", ack)
 
 

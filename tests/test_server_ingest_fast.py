@@ -73,7 +73,7 @@ def test_clean_batch_takes_the_fast_path_and_matches_the_slow_one(db: store.Data
     assert run is not None and (run.first, run.last) == (1, 14)
     good, rejected = ingest.parse(batch, till.row["id"], ring)
     assert rejected == [] and run.good() == good
-    assert run.links == [records.link_of(r) for r in batch]
+    assert run.links == b"".join(records.link_of(r) for r in batch)
     ack = ingest.ingest(db, ring, till.row, batch, NOW, cache=chaincache.ChainCache())
     assert ack == {"acked": 14, "rejected": []}
     assert {r[1] for r in stored(db, till.row["id"])} == {st.LINKED}

@@ -74,7 +74,7 @@ def server(db_path: str, host: str, port: int, threads: int, connection_limit: i
 
     from sync_server import MAX_REQUEST_BYTES, create_app
 
-    app = create_app({"DATABASE": db_path, "TEST_CLOCK": test_clock})
+    app = create_app({"DATABASE": db_path, "TEST_CLOCK": test_clock, "MAC_HELPER": True})
     gc.freeze()  # what start-up made lives as long as the server: keep it out of collections
     gc.set_threshold(50_000, 20, 100)  # an upload allocates ~10 objects a record, nearly all short-lived
     url = f"http://{host}:{port}/"
