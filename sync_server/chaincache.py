@@ -71,16 +71,11 @@ class ChainCache:
                 self._cards.clear()
                 self._epoch = epoch
             cards = self._cards
-            get = cards.get
-            out = {}
-            missing = []
-            for uid in uids:
-                state = get(uid)
-                if state is None:
-                    missing.append(uid)
-                else:
-                    out[uid] = state
-            if missing:
+            out = dict(zip(uids, map(cards.get, uids)))
+            if None in out.values():  # some not cached yet (or never issued: those stay out)
+                missing = [uid for uid, state in out.items() if state is None]
+                for uid in missing:
+                    del out[uid]
                 for uid, row in rstore.card_states(db, missing).items():
                     out[uid] = cards[uid] = chain.CardState(uid, row)
             return out

@@ -49,7 +49,8 @@ _UNPACK = chain.RECORD.unpack
 _ITER_UNPACK = chain.RECORD.iter_unpack
 _MAC_AT = _SIZE - records.MAC_SIZE
 _LINK_SIZE = records.LINK_SIZE
-_PREV_LINK, _MAC = itemgetter(14), itemgetter(16)  # fields of chain.RECORD
+_TYPE, _PREV_LINK, _MAC = itemgetter(1), itemgetter(14), itemgetter(16)  # fields of chain.RECORD
+_PLAIN_MONEY = frozenset((records.PURCHASE, records.LOAD))
 _PURCHASE, _LOAD, _REPAIR = records.PURCHASE, records.LOAD, records.TEARING_REPAIR
 _KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
 _ROLLED_BACK = records.FLAG_ROLLED_BACK
@@ -335,7 +336,7 @@ def store_upload(db: store.Database, checked: Checked, terminal: dict[str, Any],
             cache.reset(db)
         raise
     if upkeep is not None:
-        upkeep.poke()
+        upkeep.poke(len(raws))
     else:
         rstore.catch_up_index(db)
     return {"acked": acked, "rejected": rejected}
@@ -445,8 +446,12 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
     if not raws:
         return fx, unknown, {}
     uids = [f[7] if f[3] == 7 else _PAD + f[7][:4] for f in fields]
-    states = cache.load(db, list({uid for uid, f in zip(uids, fields) if f[1] == _PURCHASE or f[1] == _LOAD
-                                  or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)}))
+    if set(map(_TYPE, fields)) <= _PLAIN_MONEY:  # the usual batch: purchases and loads only
+        money = set(uids)
+    else:
+        money = {uid for uid, f in zip(uids, fields) if f[1] == _PURCHASE or f[1] == _LOAD
+                 or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)}
+    states = cache.load(db, list(money))
     posting = lstore.new_posting(db, "upload", now, terminal_id=tid) if states else None
     poster = _Poster(db, terminal, now)
     payable, held = poster.own_accounts()
@@ -457,17 +462,15 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
     slow: dict[bytes, list[chain.Event]] = {}
     events: dict[int, chain.Event] = {}
     get = states.get
-    for raw, f, uid in zip(raws, fields, uids):
+    for raw, f, uid, buid, braw in zip(raws, fields, uids, map(_BLOB, uids), map(_BLOB, raws)):
         _, rtype, flags, _, _, seq, ts, _, _, counter, amount, before, after, _, _, _, _ = f
         if rtype != _PURCHASE and rtype != _LOAD and (rtype != _REPAIR or flags & _ROLLED_BACK):
-            row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.NO_MONEY, 0, 0, 0, None,
-                 _BLOB(raw)))
+            row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.NO_MONEY, 0, 0, 0, None, braw))
             continue
         card = get(uid)
         if card is None:
             unknown.setdefault(uid, seq)
-            row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.UNKNOWN_CARD, 0, 0, 0, None,
-                 _BLOB(raw)))
+            row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.UNKNOWN_CARD, 0, 0, 0, None, braw))
         elif card.top == card.head and counter == card.head + 1 and before == card.head_balance \
                 and uid not in slow:
             card.head = card.top = counter
@@ -485,12 +488,12 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
                 purse, credit = cards.split(before, after)
             if flags & _UNAUTHORISED:
                 kept += amount
-                row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.LINKED, 1, purse, credit,
-                     posting, _BLOB(raw)))
+                row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.LINKED, 1, purse, credit, posting,
+                     braw))
             else:
                 paid += amount
-                row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.LINKED, 0, purse, credit,
-                     posting, _BLOB(raw)))
+                row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.LINKED, 0, purse, credit, posting,
+                     braw))
         else:
             ev = events[seq] = chain.Event(f, raw, None, 0)
             slow.setdefault(uid, []).append(ev)

@@ -10,7 +10,7 @@ keep an automatic checkpoint at four times the usual size as a safety net.
 Usage::
 
     upkeep = Upkeep(pool)    # ServerState starts one
-    upkeep.poke()            # after an upload commits: index or checkpoint if due
+    upkeep.poke(rows)        # after an upload commits: wakes when an index catch-up is due
     upkeep.stop()
 """
 
@@ -37,15 +37,21 @@ class Upkeep:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._checkpointed = 0.0
+        self._rows = 0
         self._thread = threading.Thread(target=self._loop, name="campuscard-upkeep", daemon=True)
 
     def start(self) -> Upkeep:
         self._thread.start()
         return self
 
-    def poke(self) -> None:
-        """Something was written: look whether an index catch-up or a checkpoint is due."""
-        self._wake.set()
+    def poke(self, rows: int = 0) -> None:
+        """``rows`` records were stored: wake up once enough for an index catch-up have come
+        (checkpoints come every second anyway). Waking for every upload would cost more than
+        it does: its few queries would contend for the GIL with the next upload's inserts."""
+        self._rows += rows
+        if self._rows >= self.index_rows:
+            self._rows = 0
+            self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
