@@ -71,13 +71,13 @@ class ChainCache:
                 self._cards.clear()
                 self._epoch = epoch
             cards = self._cards
-            out = dict(zip(uids, map(cards.get, uids)))
-            if None in out.values():  # some not cached yet (or never issued: those stay out)
-                missing = [uid for uid, state in out.items() if state is None]
-                for uid in missing:
-                    del out[uid]
-                for uid, row in rstore.card_states(db, missing).items():
-                    out[uid] = cards[uid] = chain.CardState(uid, row)
+            found = list(map(cards.get, uids))
+            if all(found):  # the usual batch: every card cached
+                return dict(zip(uids, found))
+            out = {uid: state for uid, state in zip(uids, found) if state is not None}
+            missing = [uid for uid, state in zip(uids, found) if state is None]  # new, or never issued
+            for uid, row in rstore.card_states(db, missing).items():
+                out[uid] = cards[uid] = chain.CardState(uid, row)
             return out
 
     def install(self, db: store.Database, states: dict[bytes, chain.CardState]) -> None:
