@@ -51,6 +51,7 @@ _MAC_AT = _SIZE - records.MAC_SIZE
 _LINK_SIZE = records.LINK_SIZE
 _TYPE, _PREV_LINK, _MAC = itemgetter(1), itemgetter(14), itemgetter(16)  # fields of chain.RECORD
 _PLAIN_MONEY = frozenset((records.PURCHASE, records.LOAD))
+HELPER_MIN_RECORDS = 32  # smaller uploads: the round trip to the MAC helper costs more than it saves
 _PURCHASE, _LOAD, _REPAIR = records.PURCHASE, records.LOAD, records.TEARING_REPAIR
 _KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
 _ROLLED_BACK = records.FLAG_ROLLED_BACK
@@ -172,7 +173,7 @@ class Pending:
         if not items or set(map(type, items)) != {bytes} or set(map(len, items)) != {_SIZE}:
             return
         self.joined = b"".join(items)
-        if worker is not None:
+        if worker is not None and len(items) >= HELPER_MIN_RECORDS:
             self.job = worker.submit(ring.terminal_key(tid), self.joined)
         fields = list(_ITER_UNPACK(self.joined))
         if _fields_ok(fields, tid):

@@ -19,7 +19,10 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
-import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -93,11 +96,13 @@ class MacWorker:
         self._recv_lock = threading.Lock()
 
     def start(self) -> MacWorker:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()  # a socket pair: room for several batches in flight
-        self._proc = ctx.Process(target=_serve, args=(child,), name="campuscard-macs", daemon=True)
-        self._proc.start()
-        child.close()
+        """Run this file as the helper (it imports nothing but the standard library), talking
+        over a socket pair: room for several batches in flight."""
+        mine, theirs = socket.socketpair()
+        self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(theirs.fileno())],
+                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        theirs.close()
+        self._conn = Connection(mine.detach())
         return self
 
     def submit(self, key: bytes, joined: bytes) -> _Job | None:
@@ -150,6 +155,13 @@ class MacWorker:
     def stop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            conn.close()
+            conn.close()  # the helper reads the end of its input and leaves
         if self._proc is not None:
-            self._proc.join(5)
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+if __name__ == "__main__":  # the helper: python macworker.py FD
+    _serve(Connection(int(sys.argv[1])))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from protocol import crypto, records
-from sync_server import macworker
+from sync_server import ingest, macworker
 from tests.server_fixtures import Campus, ServerProcess
 
 KEY = bytes(range(32))
@@ -62,7 +62,7 @@ def test_dead_helper_means_compute_it_yourself(worker: macworker.MacWorker) -> N
     joined = b"".join(batch(20))
     assert worker.result(worker.submit(KEY, joined), 20) == macworker.digest(KEY, joined)
     worker._proc.kill()  # the helper dies
-    worker._proc.join(10)
+    worker._proc.wait(10)
     job = worker.submit(KEY, joined)
     assert worker.result(job, 20) is None  # the caller falls back to macworker.digest
     assert worker.submit(KEY, joined) is None and worker.submit(os.urandom(31), joined) is None
@@ -73,18 +73,21 @@ def test_server_goes_on_when_its_helper_dies(tmp_path: Path) -> None:
     try:
         campus = Campus(srv)
         term = campus.terminal()
-        card = campus.card(money=5000, term=term)
-        assert term.upload([card.buy(term, 100), card.buy(term, 200)])["rejected"] == []
+        card = campus.card(money=100_000, term=term)
+        n = ingest.HELPER_MIN_RECORDS  # big enough to go to the helper
+        assert term.upload([card.buy(term, 10) for _ in range(n)])["rejected"] == []
         tasks = Path(f"/proc/{srv.proc.pid}/task").iterdir()
         children = [c for t in tasks for c in (t / "children").read_text().split()]
-        helpers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        helpers = [int(c) for c in children if b"macworker.py" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(helpers) == 1, children  # campuscard server runs one MAC helper
         os.kill(helpers[0], signal.SIGKILL)
-        good = card.buy(term, 50)
-        tampered = bytearray(card.buy(term, 60))
+        batch = [card.buy(term, 10) for _ in range(n)]
+        tampered = bytearray(batch[5])
         tampered[28] ^= 1
-        ack = term.upload([good, bytes(tampered)])
-        assert ack["acked"] == 4 and [r[0] for r in ack["rejected"]] == [5] and "MAC" in ack["rejected"][0][1]
-        assert term.upload([card.buy(term, 70)])["acked"] == 4  # #6 waits for the refused #5
+        batch[5] = bytes(tampered)
+        ack = term.upload(batch)  # checked in the server now
+        first = 2 + n  # seq of batch[0]: the load, then the first batch
+        assert ack["acked"] == first + 4 and [r[0] for r in ack["rejected"]] == [first + 5]
+        assert "MAC" in ack["rejected"][0][1]
     finally:
         srv.stop()
