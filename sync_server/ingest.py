@@ -7,15 +7,16 @@ The ack's ``acked`` is the highest sequence up to which every record of the term
 Gaps in a terminal's sequence stay open anomalies until filled. Records already stored are
 acknowledged again and otherwise ignored, so retries are harmless.
 
-Hot path (``scan``): the usual upload - well-formed records with consecutive sequences - is
-checked in bulk before the transaction: one ``struct.iter_unpack`` over the whole batch, the
-record MACs (pads precomputed) and hash links in one loop, all MACs compared at once in
-constant time; inside the transaction its first link is compared with the stored chain.
-Anything else (a bad record, a retry, a gap) goes through ``parse`` and ``_terminal_chain``,
-record by record, which say what is wrong. Card states come from the server's cache and are
-changed in place (the cache starts over from the database if the transaction fails);
-``executemany`` for the record rows; stored records are read only for duplicates, holes and
-suspected clones.
+An upload is checked in two steps: ``check`` needs no stored state, ``store_upload`` is the
+transaction; ``ingest`` does both. The usual upload - well-formed records with consecutive
+sequences - is checked in bulk (``Pending``, ``scan``): one ``struct.iter_unpack`` over the
+whole batch, the record MACs and hash links computed in one loop (by the MAC helper process
+when the server has one, ``macworker``), all MACs compared at once in constant time; in the
+transaction its first link is compared with the stored chain. Anything else (a bad record,
+a retry, a gap) goes through ``parse`` and ``_terminal_chain``, record by record, which say
+what is wrong. Card states come from the server's cache and are changed in place (the cache
+starts over from the database if the transaction fails); ``executemany`` for the record
+rows; stored records are read only for duplicates, holes and suspected clones.
 
 Usage::
 
@@ -47,7 +48,6 @@ from sync_server.upkeep import Upkeep
 _SIZE = records.RECORD_SIZE
 _UNPACK = chain.RECORD.unpack
 _ITER_UNPACK = chain.RECORD.iter_unpack
-_MAC_AT = _SIZE - records.MAC_SIZE
 _LINK_SIZE = records.LINK_SIZE
 _TYPE, _PREV_LINK, _MAC = itemgetter(1), itemgetter(14), itemgetter(16)  # fields of chain.RECORD
 _PLAIN_MONEY = frozenset((records.PURCHASE, records.LOAD))
@@ -60,6 +60,9 @@ _VERSION = records.VERSION
 _PAD = b"\x00\x00\x00"  # a 4-byte UID's key is the UID left-padded to 7 bytes (protocol.uidlist)
 _POSTED = frozenset(st.POSTED)
 _BLOB = rstore.BLOB
+if (macworker.SIZE, macworker.MAC_AT, macworker.TAG) != (_SIZE, _SIZE - records.MAC_SIZE, records.MAC_SIZE) \
+        or records.LINK_SIZE != macworker.TAG:
+    raise ImportError("protocol.records layout changed: update sync_server.macworker's constants")
 
 
 def _link(raw: bytes) -> bytes:
