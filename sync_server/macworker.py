@@ -27,9 +27,11 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-SIZE = 64  # protocol.records.RECORD_SIZE
-MAC_AT = 56  # the MAC covers bytes 0..55 and is the last 8 bytes
-TAG = 8  # bytes of each MAC and each link (protocol.records.MAC_SIZE, LINK_SIZE)
+from protocol import records
+
+SIZE = records.RECORD_SIZE
+MAC_AT = records.RECORD_SIZE - records.MAC_SIZE  # the MAC covers the bytes before it
+TAG = records.MAC_SIZE  # bytes of each MAC and each link (LINK_SIZE is the same)
 KEY = 32  # terminal key length
 
 log = logging.getLogger(__name__)
