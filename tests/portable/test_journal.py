@@ -286,7 +286,8 @@ def test_filesystem_full_on_littlefs_refuses_then_resumes():
         support.skip("needs vfs.VfsLfs2 (MicroPython)")
     from firmware import flashdev
 
-    dev = flashdev.RAMBlockDev(512, 24)
+    path = "/tmp/cc-jfull-%s.img" % support.tohex(os.urandom(6))
+    dev = flashdev.FileBlockDev(path, 512, 24)  # file-backed: 12 KB of RAM device would crowd the heap
     flashdev.format_and_mount(dev, "/jfull")
     try:
         j = Journal("/jfull", KEY, segment_records=8)
@@ -316,6 +317,8 @@ def test_filesystem_full_on_littlefs_refuses_then_resumes():
         j.close()
     finally:
         flashdev.unmount("/jfull")
+        dev.close()
+        os.remove(path)
 
 
 def test_append_cost_does_not_grow_with_the_segment_on_littlefs():
