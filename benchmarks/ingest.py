@@ -1,6 +1,6 @@
 """Ingest throughput of the sync server against the raw SQLite insert rate of the same rows.
 
-Starts ``campuscard server`` (waitress) on a loopback port over a fresh database with
+Starts ``campuscard server`` (gunicorn) on a loopback port over a fresh database with
 ``--cards`` issued and topped-up cards and ``--terminals`` POS terminals, then uploads
 pre-sealed 1,000-record batches from ``--threads`` client threads over keep-alive
 connections (``http.client``). Every record goes the whole way: MAC check, terminal hash

@@ -2,7 +2,7 @@
 
 ``create_app`` builds the app: the terminal API (sealed CBOR, ``terminal_api``) and the admin
 API (JSON, ``admin_api``) over the storage layer in ``store``. ``campuscard server`` serves it
-with waitress.
+with gunicorn (``tools.wsgi_server``).
 
 Usage::
 

@@ -1,7 +1,7 @@
 """The sync server as a real process on a loopback port, with a client for both of its APIs.
 
 Tests, benchmarks and the demo start ``campuscard server`` exactly as an operator would
-(waitress on a real socket, SQLite file) and talk to it over HTTP.
+(gunicorn on a real socket, SQLite file) and talk to it over HTTP.
 
 Usage::
 

@@ -14,11 +14,7 @@ Usage::
 from __future__ import annotations
 
 import functools
-import gc
 import json
-import logging
-import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -66,35 +62,13 @@ def _json(obj: Any) -> None:
 @click.option("--test-clock", is_flag=True,
               help="Let the admin API advance server time (tests only; never in production).")
 def server(db_path: str, host: str, port: int, threads: int, connection_limit: int, test_clock: bool) -> None:
-    """Serve the sync server with waitress (creates and migrates the database if needed).
+    """Serve the sync server with gunicorn (creates and migrates the database if needed).
 
     Example: campuscard server --db campus.db --host 0.0.0.0 --port 8080
     """
-    import waitress
+    from tools.wsgi_server import serve
 
-    from sync_server import MAX_REQUEST_BYTES, create_app
-
-    app = create_app({"DATABASE": db_path, "TEST_CLOCK": test_clock, "MAC_HELPER": True})
-    gc.freeze()  # what start-up made lives as long as the server: keep it out of collections
-    gc.set_threshold(50_000, 20, 100)  # an upload allocates ~10 objects a record, nearly all short-lived
-    url = f"http://{host}:{port}/"
-    click.echo("campuscard sync server on {} (database {}{})".format(
-        url, db_path, ", TEST CLOCK" if test_clock else ""))
-    sys.stdout.flush()
-
-    state = app.extensions["campuscard"]
-
-    def stop(signum: int, frame: Any) -> None:
-        state.chains.flush(state.pool.get())  # cached chain states to disk before leaving
-        os._exit(0)
-
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # busy is normal, not news
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="campuscard",
-                   max_request_body_size=MAX_REQUEST_BYTES + 1024, _quiet=True,
-                   recv_bytes=MAX_REQUEST_BYTES + 1024, asyncore_use_poll=True,
-                   connection_limit=connection_limit, backlog=4096)
+    serve(db_path, host, port, threads=threads, connection_limit=connection_limit, test_clock=test_clock)
 
 
 @click.command(name="admin-token")

@@ -108,7 +108,7 @@ def checkpoint(db: Database, lock: contextlib.AbstractContextManager[object] | N
 
 
 class Pool:
-    """One connection per thread (waitress serves from a fixed thread pool).
+    """One connection per thread (gunicorn serves from a fixed thread pool).
 
     :param autocheckpoint: WAL pages after which a committing connection copies the WAL into
         the database file itself; a server whose upkeep thread checkpoints sets it higher, as
