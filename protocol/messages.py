@@ -10,9 +10,12 @@ nonce against those already seen.
 ========================  =========  ====================================================
 type                      direction  fields
 ========================  =========  ====================================================
-upload                    T -> S     records: [64-byte record, ...]
+upload                    T -> S     records: [64-byte record, ...]; hb (optional): the
+                                     heartbeat's fields, so that a cycle with records to
+                                     send needs no heartbeat request of its own
 ack                       S -> T     re, acked: highest contiguous seq stored,
-                                     rejected: [[seq, reason], ...]
+                                     rejected: [[seq, reason], ...]; to an upload with hb
+                                     also what heartbeat_ack carries (server_time, versions)
 blacklist_req             T -> S     since: version held (0 = none); offset: first entry
                                      wanted of a full list sent in pages (optional, 0);
                                      max: most keys per answer the terminal takes (optional)
@@ -126,21 +129,35 @@ def validate(msg):
         if not _type_ok(msg[name], kind):
             raise MessageError("%s field '%s' must be %s, got %s" % (
                 mtype, name, _TYPE_NAMES[kind], type(msg[name]).__name__))
-    if mtype == "upload" and len(msg["records"]) > MAX_RECORDS_PER_UPLOAD:
-        raise MessageError("upload holds %d records, at most %d allowed" % (
-            len(msg["records"]), MAX_RECORDS_PER_UPLOAD))
+    if mtype == "upload":
+        if len(msg["records"]) > MAX_RECORDS_PER_UPLOAD:
+            raise MessageError("upload holds %d records, at most %d allowed" % (
+                len(msg["records"]), MAX_RECORDS_PER_UPLOAD))
+        hb = msg.get("hb")
+        if hb is not None:
+            if not isinstance(hb, dict):
+                raise MessageError("upload field 'hb' must be map, got %s" % type(hb).__name__)
+            for name, kind in SCHEMAS["heartbeat"]:
+                if not _type_ok(hb.get(name), kind):
+                    raise MessageError("upload field 'hb' needs heartbeat field '%s' (%s)" % (
+                        name, _TYPE_NAMES[kind]))
 
 
-def seal(key, terminal_id, mtype, fields, ts, nonce):
-    """The wire bytes of a message of ``mtype`` with ``fields``, MAC'd under ``key``."""
+def seal(key, terminal_id, mtype, fields, ts, nonce, dumps=None):
+    """The wire bytes of a message of ``mtype`` with ``fields``, MAC'd under ``key``.
+
+    ``dumps``: an encoder with ``protocol.cbor.dumps``' exact output (a host passes cbor2's
+    canonical mode, ~10x faster); the default is ``protocol.cbor.dumps``.
+    """
     if len(nonce) != NONCE_SIZE:
         raise MessageError("nonce must be %d bytes, got %d" % (NONCE_SIZE, len(nonce)))
     msg = {"v": VERSION, "type": mtype, "tid": terminal_id, "ts": ts, "nonce": bytes(nonce)}
     for name in fields:
         msg[name] = fields[name]
     validate(msg)
-    body = cbor.dumps(msg)
-    return cbor.dumps({"v": VERSION, "tid": terminal_id, "body": body, "mac": crypto.hmac_sha256(key, body)})
+    enc = dumps or cbor.dumps
+    body = enc(msg)
+    return enc({"v": VERSION, "tid": terminal_id, "body": body, "mac": crypto.hmac_sha256(key, body)})
 
 
 def _envelope(data):
@@ -219,13 +236,16 @@ def unpack_load(entry):
 _RECORD_ITEM_HEAD = b"\x58\x40"  # CBOR byte string of 64 bytes
 
 
-def upload_body_prefix(terminal_id, ts, nonce, count):
-    """The body bytes that precede the records: the map up to the records array head."""
+def upload_body_prefix(terminal_id, ts, nonce, count, hb=None):
+    """The body bytes that precede the records: the map up to the records array head.
+    ``hb``: the heartbeat fields to send along (see the ``upload`` message), or None."""
     if count > MAX_RECORDS_PER_UPLOAD:
         raise MessageError("upload holds %d records, at most %d allowed" % (count, MAX_RECORDS_PER_UPLOAD))
+    msg = {"v": VERSION, "type": "upload", "tid": terminal_id, "ts": ts, "nonce": bytes(nonce), "records": []}
+    if hb is not None:
+        msg["hb"] = hb
     # Canonical key order puts "records" (the longest key) last.
-    empty = cbor.dumps({"v": VERSION, "type": "upload", "tid": terminal_id, "ts": ts, "nonce": bytes(nonce),
-                        "records": []})
+    empty = cbor.dumps(msg)
     return empty[:-1] + cbor.head(4, count)
 
 
