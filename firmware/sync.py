@@ -1,7 +1,8 @@
 """The terminal's sync with the server, between taps: uploads, pushes, time, online state.
 
 One sync cycle is a short list of steps, one HTTP request each: heartbeat (with the clock),
-upload of unacknowledged journal records in batches, the blacklist (delta, or the full list
+upload of unacknowledged journal records in batches (the first batch carries the heartbeat, so
+a cycle with records to send makes no heartbeat request of its own), the blacklist (delta, or the full list
 in pages), pending loads, parameters and, on doors, the access lists. The caller runs
 ``step()`` from its idle loop and serves a waiting card between steps, so a sale waits at
 most one request, whose socket timeout is the configured budget.
@@ -173,8 +174,15 @@ class Sync:
         s = self._step
         try:
             if s == STEP_HEARTBEAT:
-                self._heartbeat()
-                self._step = STEP_UPLOAD
+                if self.upload_enabled and self.journal.unacked_count() > 0:
+                    try:
+                        more = self._upload(True)
+                    except ClockRefused:
+                        more = self._upload(True)  # stamped with the server's time hint now
+                    self._step = STEP_UPLOAD if more else STEP_BLACKLIST
+                else:
+                    self._heartbeat()
+                    self._step = STEP_UPLOAD
             elif s == STEP_UPLOAD:
                 if not self.upload_enabled or not self._upload():
                     self._step = STEP_BLACKLIST
@@ -241,13 +249,18 @@ class Sync:
         self._up()
         return ans
 
-    def _heartbeat(self):
+    def _heartbeat_fields(self):
         j = self.journal
-        ans = self.request("heartbeat", "heartbeat", {
-            "journal_fill": j.fill_permille(), "unacked": j.unacked_count(), "last_seq": j.last_seq(),
-            "blacklist_version": self.blacklist.version, "offline_since": self.offline_since,
-            "access_version": self.access.version() if self.access is not None else 0,
-            "firmware": self.firmware, "clock_drift": self.clock_drift}, "heartbeat_ack")
+        return {"journal_fill": j.fill_permille(), "unacked": j.unacked_count(), "last_seq": j.last_seq(),
+                "blacklist_version": self.blacklist.version, "offline_since": self.offline_since,
+                "access_version": self.access.version() if self.access is not None else 0,
+                "firmware": self.firmware, "clock_drift": self.clock_drift}
+
+    def _heartbeat(self):
+        self._heard(self.request("heartbeat", "heartbeat", self._heartbeat_fields(), "heartbeat_ack"))
+
+    def _heard(self, ans):
+        """Take the clock and the versions from a heartbeat's answer."""
         self._set_time(ans["server_time"])
         self._server_bl = ans.get("blacklist_version", -1)
         self._server_params = ans.get("params_version", -1)
@@ -261,15 +274,17 @@ class Sync:
         if drift > MAX_DRIFT_S or drift < -MAX_DRIFT_S:
             self.clock.set(server_time)
 
-    def _upload(self):
-        """Upload one batch; True if more records are waiting."""
+    def _upload(self, with_heartbeat=False):
+        """Upload one batch (carrying the heartbeat if asked); True if more records are waiting."""
         j = self.journal
         first = j.first_unacked()
         n = min(self.batch, j.unacked_count())
         if n <= 0:
             return False
         nonce = os.urandom(messages.NONCE_SIZE)
-        prefix = messages.upload_body_prefix(self.tid, self.stamp(), nonce, n)
+        hb = self._heartbeat_fields() if with_heartbeat else None
+        prefix = messages.upload_body_prefix(self.tid, self.stamp(), nonce, n, hb)
+        hb = None
         size = messages.upload_body_size(prefix, n)
         mac = crypto.HmacSha256(self.key)
         mac.update(prefix)
@@ -284,6 +299,10 @@ class Sync:
         self.requests += 1
         status, _ = self.http.post(_API + "upload", len(head) + size, write)
         ans = self._answer(status, "ack", nonce)
+        if with_heartbeat:
+            if "server_time" not in ans:
+                raise SyncError("the server did not answer the heartbeat sent with the upload")
+            self._heard(ans)
         acked = ans["acked"]
         self.rejected += len(ans["rejected"])
         if acked > j.acked_seq() and acked <= j.last_seq():

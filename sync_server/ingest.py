@@ -298,8 +298,9 @@ def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: l
 
 def store_upload(db: store.Database, checked: Checked, terminal: dict[str, Any], now: int,
                  claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None,
-                 upkeep: Upkeep | None = None) -> dict[str, Any]:
-    """The stored-state half of ``ingest``: terminal chain, card chains, ledger, one transaction."""
+                 upkeep: Upkeep | None = None, finish: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """The stored-state half of ``ingest``: terminal chain, card chains, ledger, one transaction.
+    ``claim()`` runs first in it and ``finish(acked)`` last (the nonce, the heartbeat)."""
     tid = terminal["id"]
     if checked.tid != tid:
         raise ValueError(f"upload checked for terminal {checked.tid}, stored for {tid}")
@@ -334,6 +335,8 @@ def store_upload(db: store.Database, checked: Checked, terminal: dict[str, Any],
             for card_id, _uid, reason in fx.blacklist:
                 cards.block(db, card_id, reason, now)
             rstore.set_terminal_chain(db, tid, acked, acked_link, max_seq, now)
+            if finish is not None:
+                finish(acked)
             cache.install(db, states)  # last: nothing but the commit can fail after it
     except BaseException:
         if loaded:  # card states in the cache may have changed: start over from the database

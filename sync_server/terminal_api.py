@@ -4,6 +4,7 @@
 Endpoint    Request         Answer          What
 ==========  ==============  ==============  ===============================================
 upload      upload          ack             store records; ack = highest contiguous seq
+                                            (with ``hb``: the heartbeat too, and its answer)
 blacklist   blacklist_req   blacklist       delta since a version, or the full list in pages
 loads       loads_req       loads           the 400 oldest pending loads of active cards
 params      params_req      params          limits, switches, meal periods, server time
@@ -87,12 +88,23 @@ def upload() -> Response:
         req = auth.terminal_request("upload")
         pending = ingest.Pending(req.msg["records"], req.tid, st.keys, st.macs)
     pending.wait()  # the MAC helper works while another upload holds the lock
+    hb = req.msg.get("hb")
+    if hb is not None:
+        _check_heartbeat(hb)
     with st.upload_lock:
         checked = ingest.check(req.msg["records"], req.tid, st.keys, pending)
         db = st.upload_db
-        ack = ingest.store_upload(db, checked, req.terminal, context.now(), claim=lambda: auth.claim_nonce(db, req),
-                                  cache=st.chains, upkeep=st.upkeep)
-        return _answer(req, "ack", ack)
+        now = context.now()
+        versions: dict[str, int] = {}
+
+        def heartbeat_too(acked: int) -> None:
+            if hb is not None:  # what the terminal holds once this batch is acknowledged
+                tstore.save_heartbeat(db, req.tid, dict(hb, unacked=max(0, hb["last_seq"] - acked)), now)
+                versions.update(_versions(db), server_time=now)
+
+        ack = ingest.store_upload(db, checked, req.terminal, now, claim=lambda: auth.claim_nonce(db, req),
+                                  cache=st.chains, upkeep=st.upkeep, finish=heartbeat_too)
+        return _answer(req, "ack", dict(ack, **versions))
 
 
 @bp.post("/blacklist")
@@ -147,21 +159,31 @@ _HEARTBEAT_INTS = ("journal_fill", "unacked", "last_seq", "blacklist_version", "
                    "offline_since", "clock_drift")
 
 
+def _check_heartbeat(fields: dict[str, Any]) -> None:
+    """Ranges of a heartbeat's fields (a heartbeat message, or an upload's ``hb``)."""
+    for name in _HEARTBEAT_INTS:
+        if not -2**31 <= fields[name] < 2**32:
+            raise Invalid(f"heartbeat field {name} = {fields[name]} is out of range (32-bit expected)")
+    if len(fields["firmware"]) > 64:
+        raise Invalid("heartbeat firmware version is {} characters, at most 64".format(len(fields["firmware"])))
+
+
+def _versions(db: store.Database) -> dict[str, int]:
+    """What a heartbeat answer names, so the terminal skips the requests for what it holds."""
+    return {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db),
+            "loads_version": cstore.pending_loads_fingerprint(db)}
+
+
 @bp.post("/heartbeat")
 def heartbeat() -> Response:
     req = auth.terminal_request("heartbeat")
-    for name in _HEARTBEAT_INTS:
-        if not -2**31 <= req.msg[name] < 2**32:
-            raise Invalid(f"heartbeat field {name} = {req.msg[name]} is out of range (32-bit expected)")
-    if len(req.msg["firmware"]) > 64:
-        raise Invalid("heartbeat firmware version is {} characters, at most 64".format(len(req.msg["firmware"])))
+    _check_heartbeat(req.msg)
     db = context.get_db()
     _maybe_sweep(db)
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.save_heartbeat(db, req.tid, req.msg, context.now())
-        versions = {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db),
-                    "loads_version": cstore.pending_loads_fingerprint(db)}
+        versions = _versions(db)
     return _answer(req, "heartbeat_ack", dict(versions, server_time=context.now()))
 
 

@@ -1,9 +1,10 @@
 """Many protocol-level terminals at once on asyncio, for the fleet benchmark and load tests.
 
 Each simulated terminal keeps a journal of signed records in memory and runs the firmware's
-sync cycle (``firmware/sync.py``) over one HTTP/1.1 keep-alive connection per cycle: heartbeat,
-uploads until everything is acknowledged, then the blacklist, pending loads and parameters,
-each only when the heartbeat says it changed. Thousands of them share one event loop.
+sync cycle (``firmware/sync.py``) over one HTTP/1.1 keep-alive connection per cycle: uploads
+until everything is acknowledged, the first carrying the heartbeat (or the heartbeat alone when
+there is nothing to send), then the blacklist, pending loads and parameters, each only when
+the heartbeat's answer says it changed. Thousands of them share one event loop.
 
 Usage::
 
@@ -21,6 +22,7 @@ import time
 import cbor2
 
 from protocol import messages, records
+from sync_server import wire  # protocol.messages at cbor2 speed: the fleet is CPU-bound on this host
 
 API = "/api/v1/terminal/"
 
@@ -84,6 +86,7 @@ class FleetTerminal:
         self.params_version = -2
         self._link = records.GENESIS_LINK
         self._counter = 0
+        self.cycle_requests = 0  # requests the last sync cycle made (1: nothing but its records)
         self.uid = (0x04000000 + terminal_id).to_bytes(4, "big")
 
     def add_records(self, n: int, now: int) -> None:
@@ -97,16 +100,17 @@ class FleetTerminal:
             self.journal.append(rec)
 
     async def request(self, conn: HttpConn, endpoint: str, mtype: str, fields: dict, expected: str) -> dict:
+        self.cycle_requests += 1
         nonce = os.urandom(messages.NONCE_SIZE)
-        wire = messages.seal(self.key, self.tid, mtype, fields, int(time.time()), nonce)
-        status, body = await conn.post(API + endpoint, wire)
+        sealed = messages.seal(self.key, self.tid, mtype, fields, int(time.time()), nonce, wire.dumps)
+        status, body = await conn.post(API + endpoint, sealed)
         if status != 200:
             try:
                 why = cbor2.loads(body).get("error")
             except Exception:  # noqa: BLE001 - report what came back
                 why = body[:100]
             raise SyncFailed(f"{endpoint}: HTTP {status}: {why}")
-        ans = messages.unseal(body, self.key, expected, None)
+        ans = wire.open_message(body, self.key, expected, None)
         if ans.get("re") != nonce:
             raise SyncFailed(f"{endpoint}: answer does not echo the nonce")
         return ans
@@ -114,16 +118,23 @@ class FleetTerminal:
     async def sync(self, conn: HttpConn, batch: int = 1000) -> float:
         """One sync cycle; returns its duration in milliseconds."""
         t0 = time.perf_counter()
-        hb = await self.request(conn, "heartbeat", "heartbeat", {
-            "journal_fill": 0, "unacked": len(self.journal) - self.acked, "last_seq": len(self.journal),
-            "blacklist_version": self.blacklist_version, "access_version": 0, "offline_since": 0,
-            "firmware": "fleet-sim", "clock_drift": 0}, "heartbeat_ack")
+        self.cycle_requests = 0
+        hb_fields = {"journal_fill": 0, "unacked": len(self.journal) - self.acked, "last_seq": len(self.journal),
+                     "blacklist_version": self.blacklist_version, "access_version": 0, "offline_since": 0,
+                     "firmware": "fleet-sim", "clock_drift": 0}
+        hb: dict | None = None
+        if self.acked >= len(self.journal):
+            hb = await self.request(conn, "heartbeat", "heartbeat", hb_fields, "heartbeat_ack")
         while self.acked < len(self.journal):
-            ans = await self.request(conn, "upload", "upload",
-                                     {"records": self.journal[self.acked:self.acked + batch]}, "ack")
+            fields: dict = {"records": self.journal[self.acked:self.acked + batch]}
+            if hb is None:  # the first batch carries the heartbeat, as the firmware's does
+                fields["hb"] = hb_fields
+            ans = await self.request(conn, "upload", "upload", fields, "ack")
             if ans["acked"] <= self.acked:
                 raise SyncFailed(f"upload: server acknowledged nothing beyond {self.acked}: {ans['rejected'][:3]}")
             self.acked = ans["acked"]
+            hb = hb or ans
+        assert hb is not None
         if hb.get("blacklist_version", -1) != self.blacklist_version:
             bl = await self.request(conn, "blacklist", "blacklist_req",
                                     {"since": self.blacklist_version, "max": 400}, "blacklist")

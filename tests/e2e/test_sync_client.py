@@ -48,3 +48,36 @@ def test_paged_blacklist_params_and_clock(tmp_path: Path) -> None:
         report = campus.sync(till)
         stats = json.loads(next(x for x in till.term.service("stats") if x.startswith("@stats "))[7:])
         assert stats["blacklist_count"] == 1201
+
+
+def _stats(unit) -> dict:  # type: ignore[no-untyped-def]
+    return json.loads(next(x for x in unit.term.service("stats") if x.startswith("@stats "))[7:])
+
+
+def test_a_cycle_with_sales_to_send_is_one_request_carrying_the_heartbeat(tmp_path: Path) -> None:
+    with Campus(tmp_path / "campus") as campus:
+        till = campus.pos("till-1", campus.merchant("East canteen"))
+        ann = campus.card("ann", "04A10001", balance=5000)
+        campus.sync(till)  # lists, parameters, the pending top-ups
+        campus.sale(till, ann, 300)  # ann's top-up load and a sale
+        campus.sync(till)  # the load collected: the pending loads change, fetched again
+        time.sleep(3.1)  # past the double-tap guard
+        campus.sale(till, ann, 700)
+        till.term.service("time -3600")  # and the clock an hour slow: refused once, then re-stamped
+
+        before = _stats(till)["sync_requests"]
+        report = campus.sync(till)
+        stats = _stats(till)
+        assert report["online"] == "1" and report["error"] == "-", report
+        # one refused for the clock, one accepted: no heartbeat request of its own
+        assert stats["sync_requests"] - before == 2
+        assert abs(stats["clock"] - time.time()) < 5  # the upload's answer set the clock
+        assert [r.amount for r in campus.stored(till)] == [5000, 300, 700]
+
+        terminal = next(t for t in campus.admin("GET", "/terminals") if t["id"] == till.tid)
+        # the heartbeat that came with the upload, as the terminal holds it once acknowledged
+        assert terminal["last_seq"] == 3 and terminal["unacked"] == 0 and terminal["firmware"], terminal
+
+        before = stats["sync_requests"]
+        campus.sync(till)  # nothing to send: the heartbeat alone
+        assert _stats(till)["sync_requests"] - before == 1

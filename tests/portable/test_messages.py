@@ -112,3 +112,31 @@ def test_streamed_upload_equals_sealed_upload():
         mac = crypto.hmac_sha256(KEY, body)
         wire = messages.upload_envelope_prefix(1001, mac, len(body)) + body
         assert wire == messages.seal(KEY, 1001, "upload", {"records": recs}, NOW, NONCE)
+
+
+HB = {"journal_fill": 12, "unacked": 3, "last_seq": 40, "blacklist_version": 7, "access_version": 0,
+      "offline_since": 0, "firmware": "0.1.0", "clock_drift": -2}
+
+
+def test_streamed_upload_with_heartbeat_equals_sealed_upload():
+    recs = [bytes([i]) * 64 for i in range(3)]
+    prefix = messages.upload_body_prefix(1001, NOW, NONCE, 3, HB)
+    body = prefix + b"".join(messages.record_item_head() + r for r in recs)
+    mac = crypto_mac(body)
+    wire = messages.upload_envelope_prefix(1001, mac, len(body)) + body
+    assert wire == messages.seal(KEY, 1001, "upload", {"records": recs, "hb": HB}, NOW, NONCE)
+    assert messages.unseal(wire, KEY, "upload", NOW)["hb"] == HB
+
+
+def test_upload_heartbeat_must_carry_every_heartbeat_field():
+    for bad, why in (([1], "must be map"), (dict(HB, unacked="3"), "'unacked' (int)"),
+                     ({"firmware": "x"}, "'journal_fill' (int)")):
+        e = support.raises(MessageError, messages.seal, KEY, 1001, "upload", {"records": [], "hb": bad}, NOW,
+                           NONCE)
+        assert why in str(e), str(e)
+
+
+def crypto_mac(body):
+    from protocol import crypto
+
+    return crypto.hmac_sha256(KEY, body)
