@@ -31,6 +31,7 @@ class TerminalRequest:
     terminal: dict[str, Any]
     msg: dict[str, Any]
     key: bytes
+    now: int  # server time when the request was opened
 
     @property
     def tid(self) -> int:
@@ -47,24 +48,27 @@ def terminal_request(expected_type: str) -> TerminalRequest:
     if not data:
         raise Invalid("empty request body: send a sealed CBOR message (protocol.messages.seal)")
     try:
-        tid = wire.envelope(data)[0]
+        env = wire.envelope(data)
     except MessageError as e:
         raise Invalid(e.args[0]) from None
-    db = context.get_db()
+    tid = env[0]
+    st = context.state()
+    db = st.pool.get()
     terminal = tstore.terminal(db, tid) if 0 < tid <= 0xFFFFFFFF else None
     if terminal is None:
         raise Forbidden(f"terminal {tid} is not registered: register it with `campuscard terminal register` "
                         "and provision the key it prints")
     if terminal["status"] != "active":
         raise Forbidden("terminal {} is {}: ask the card office to enable it".format(tid, terminal["status"]))
-    key = context.state().keys.terminal_key(tid)
+    key = st.keys.terminal_key(tid)
+    now = st.clock.now()
     try:
-        msg = wire.open_message(data, key, expected_type, context.now())
+        msg = wire.open_message(data, key, expected_type, now, env=env)
     except wire.SignatureError as e:
         raise Unauthorized(f"{e.args[0]}: the terminal key is wrong, re-provision the terminal") from None
     except MessageError as e:
         raise Invalid(e.args[0]) from None
-    return TerminalRequest(terminal, msg, key)
+    return TerminalRequest(terminal, msg, key, now)
 
 
 def claim_nonce(db: store.Database, req: TerminalRequest) -> None:

@@ -41,7 +41,7 @@ CBOR = "application/cbor"
 
 def _answer(req: auth.TerminalRequest, mtype: str, fields: dict[str, Any]) -> Response:
     fields = dict(fields, re=req.msg["nonce"])
-    return Response(wire.reply(req.key, req.tid, mtype, fields, context.now()), mimetype=CBOR)
+    return Response(wire.reply(req.key, req.tid, mtype, fields, req.now), mimetype=CBOR)
 
 
 def error_response(status: int, text: str) -> Response:
@@ -94,7 +94,7 @@ def upload() -> Response:
     with st.upload_lock:
         checked = ingest.check(req.msg["records"], req.tid, st.keys, pending)
         db = st.upload_db
-        now = context.now()
+        now = req.now
         versions: dict[str, int] = {}
 
         def heartbeat_too(acked: int) -> None:

@@ -55,10 +55,13 @@ def envelope(data: bytes) -> tuple[int, bytes, bytes]:
     return tid, body, mac
 
 
+_LEAVES = (bytes, str, bool, type(None))
+
+
 def _plain(value: Any, depth: int) -> bool:
     """True if ``value`` holds only what ``protocol.cbor`` decodes (no floats, tags, ...)."""
     kind = type(value)
-    if kind is bytes or kind is str or kind is bool or value is None:
+    if kind in _LEAVES:
         return True
     if kind is int:
         return _INT_MIN <= value <= _INT_MAX
@@ -66,13 +69,17 @@ def _plain(value: Any, depth: int) -> bool:
         return False
     if kind is list:
         for item in value:
-            kt = type(item)
-            if kt is not bytes and kt is not str and not _plain(item, depth + 1):
+            if type(item) not in _LEAVES and not _plain(item, depth + 1):
                 return False
         return True
     if kind is dict:
-        return all(type(k) in (int, str, bytes) and _plain(k, depth + 1) and _plain(v, depth + 1)
-                   for k, v in value.items())
+        for k, v in value.items():
+            kt = type(k)
+            if not (kt is str or kt is bytes or (kt is int and _INT_MIN <= k <= _INT_MAX)):
+                return False
+            if type(v) not in _LEAVES and not _plain(v, depth + 1):
+                return False
+        return True
     return False
 
 
@@ -89,13 +96,15 @@ def decode_body(body: bytes) -> Any:
 
 
 def open_message(data: bytes, key: bytes, expected_type: str | None = None, now: int | None = None,
-                 max_skew: int = messages.MAX_SKEW) -> dict[str, Any]:
-    """Check and open a message exactly like ``protocol.messages.unseal``.
+                 max_skew: int = messages.MAX_SKEW,
+                 env: tuple[int, bytes, bytes] | None = None) -> dict[str, Any]:
+    """Check and open a message exactly like ``protocol.messages.unseal``; ``env``: its
+    ``envelope(data)`` when the caller has it already.
 
     :raises SignatureError: bad MAC. :raises StaleError: time outside ``max_skew``.
     :raises MessageError: anything else malformed, with unseal's wording.
     """
-    tid, body, mac = envelope(data)
+    tid, body, mac = env or envelope(data)
     if not hmac.compare_digest(hmac.digest(key, body, "sha256"), mac):
         raise SignatureError("bad message signature for terminal %d" % tid)  # noqa: UP031
     try:
