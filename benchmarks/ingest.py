@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,8 +122,8 @@ def start_server(db_path: str, port: int, threads: int) -> subprocess.Popen[byte
                              "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        try:  # an answer, not just a listening socket: the worker has built the app
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).close()
             return proc
         except OSError:
             if proc.poll() is not None:
@@ -138,9 +139,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def helper_pids(pid: int) -> list[int]:
-    """The server's child processes (its record-MAC helper)."""
+def children(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def server_pids(arbiter: int) -> tuple[int, list[int]]:
+    """(the gunicorn worker serving the app, its record-MAC helper processes)."""
+    worker = children(arbiter)[0]
+    return worker, children(worker)
 
 
 def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: dict[int, bytes],
@@ -216,11 +222,11 @@ def main() -> None:
         port = free_port()
         proc = start_server(db_path, port, args.threads)
         try:
-            helpers = helper_pids(proc.pid)
-            cpu0 = cpu_seconds(proc.pid)
+            worker, helpers = server_pids(proc.pid)
+            cpu0 = cpu_seconds(worker)
             helper0 = sum(cpu_seconds(h) for h in helpers)
             elapsed = upload(port, plan, dict(terminals), args.threads)
-            server_cpu = cpu_seconds(proc.pid) - cpu0
+            server_cpu = cpu_seconds(worker) - cpu0
             helper_cpu = sum(cpu_seconds(h) for h in helpers) - helper0
         finally:
             proc.terminate()
