@@ -171,7 +171,7 @@ def _check_heartbeat(fields: dict[str, Any]) -> None:
 def _versions(db: store.Database) -> dict[str, int]:
     """What a heartbeat answer names, so the terminal skips the requests for what it holds."""
     return {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db),
-            "loads_version": cstore.pending_loads_fingerprint(db)}
+            "loads_version": cstore.pending_loads_fingerprint(db, params.MAX_LOADS_PER_REPLY)}
 
 
 @bp.post("/heartbeat")

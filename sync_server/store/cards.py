@@ -140,11 +140,13 @@ def loads_of(db: Database, card_id: int) -> list[dict[str, Any]]:
                             "WHERE card_id = ? ORDER BY seq", [card_id]))
 
 
-def pending_loads_fingerprint(db: Database) -> int:
-    """A number that changes whenever the set of pending loads terminals are sent changes."""
+def pending_loads_fingerprint(db: Database, first: int) -> int:
+    """A number that changes whenever the ``first`` oldest pending loads terminals are sent
+    change (no terminal is sent more): it reads at most ``first`` rows, however many loads
+    are pending."""
     n, total = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(l.id), 0) FROM loads l JOIN cards c ON c.id = l.card_id "
-        "WHERE l.status = 'pending' AND c.status = 'active'").fetchone()
+        "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM (SELECT l.id FROM loads l JOIN cards c ON c.id = l.card_id "
+        "WHERE l.status = 'pending' AND c.status = 'active' ORDER BY l.id LIMIT ?)", [first]).fetchone()
     return (n * 2654435761 + total) & 0x7FFFFFFF
 
 
@@ -184,7 +186,8 @@ def pending_loads_of(db: Database, card_ids: list[int]) -> dict[tuple[int, int],
     out: dict[tuple[int, int], tuple[int, str]] = {}
     for i in range(0, len(card_ids), 900):
         part = card_ids[i:i + 900]
-        sql = "SELECT card_id, seq, amount FROM loads WHERE status = 'pending' AND card_id IN ({})".format(
+        # "+status": look the cards up by card_id, not every pending load by status
+        sql = "SELECT card_id, seq, amount FROM loads WHERE +status = 'pending' AND card_id IN ({})".format(
             ",".join("?" * len(part)))
         for card_id, seq, amount in db.execute(sql, part):
             out[(card_id, seq)] = (amount, "pending")
