@@ -108,6 +108,7 @@ class Sync:
         self._server_loads = -1
         self._loads_version = -2  # the loads fingerprint of the list on flash (-2: none yet)
         self._cycle_at = -1 << 30
+        self._gap = 0  # seconds from this cycle's start to the next one's
         self.force = False
 
     @classmethod
@@ -117,14 +118,17 @@ class Sync:
 
     def tick(self, interval_s):
         """From the idle loop: run one step of the cycle in progress, or start a cycle when
-        ``interval_s`` has passed since the last one began (or ``force`` is set). True if a
-        request was made."""
+        ``interval_s`` less up to a tenth (drawn afresh each cycle, never more than the interval:
+        a lost card must be refused within one) has passed since the last one began, or
+        ``force`` is set. True if a request was made. The jitter spreads terminals that an
+        outage or a busy server brought into step."""
         if not self.busy():
             now = self.clock.now()
-            if not self.force and now - self._cycle_at < interval_s:
+            if not self.force and now - self._cycle_at < self._gap:
                 return False
             self.force = False
             self._cycle_at = now
+            self._gap = interval_s - os.urandom(1)[0] % (interval_s // 10 + 1)
             self.start_cycle()
         self.step()
         return True
