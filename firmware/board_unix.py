@@ -132,6 +132,17 @@ class SocketIO(LineIO):
         return self._conn.readline()  # type: ignore[attr-defined]
 
 
+def _screen(b, lang, tid, arg, tid2, arg2, tid3, arg3):
+    """Append up to three texts of one language (``texts.zh`` or ``texts.en``), " / " between."""
+    b.extend(lang(tid, arg))
+    if tid2:
+        b.extend(b" / ")
+        b.extend(lang(tid2, arg2))
+    if tid3:
+        b.extend(b" / ")
+        b.extend(lang(tid3, arg3))
+
+
 class Display(ui.Display):
     """Prints each screen as one line: Chinese (what the LCD shows) | English (for the console)."""
 
@@ -148,21 +159,9 @@ class Display(ui.Display):
     def show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
         b = self._line
         b[:] = b"DISPLAY "
-        b.extend(texts.zh(tid, arg))
-        if tid2:
-            b.extend(b" / ")
-            b.extend(texts.zh(tid2, arg2))
-        if tid3:
-            b.extend(b" / ")
-            b.extend(texts.zh(tid3, arg3))
+        _screen(b, texts.zh, tid, arg, tid2, arg2, tid3, arg3)
         b.extend(b" | ")
-        b.extend(texts.en(tid, arg))
-        if tid2:
-            b.extend(b" / ")
-            b.extend(texts.en(tid2, arg2))
-        if tid3:
-            b.extend(b" / ")
-            b.extend(texts.en(tid3, arg3))
+        _screen(b, texts.en, tid, arg, tid2, arg2, tid3, arg3)
         b.append(10)
         self._io.write(b)
 

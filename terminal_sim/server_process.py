@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -47,7 +48,9 @@ class ServerProcess:
         if test_clock:
             cmd.append("--test-clock")
         env = dict(os.environ, CAMPUSCARD_ADMIN_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        # a session of its own: kill() reaches gunicorn's arbiter, its worker and the MAC helper
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                                start_new_session=True)
         srv = cls(proc, db, port)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -58,7 +61,7 @@ class ServerProcess:
                 return srv
             except OSError:
                 time.sleep(0.05)
-        proc.kill()
+        srv.kill()
         raise RuntimeError(f"server did not listen on port {port} within 20 s")
 
     def stop(self) -> str:
@@ -69,9 +72,30 @@ class ServerProcess:
         try:
             _, err = self.proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.kill()
             _, err = self.proc.communicate()
         return err.decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the server at once, as a power cut would: nothing is
+        flushed (killing gunicorn's arbiter alone lets its worker shut down cleanly)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def pids(self) -> list[int]:
+        """The server's processes below the one started: gunicorn's worker, its MAC helper."""
+
+        def below(pid: int) -> list[int]:
+            found: list[int] = []
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                for c in (task / "children").read_text().split():
+                    found += [int(c), *below(int(c))]
+            return found
+
+        return below(self.proc.pid)
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:

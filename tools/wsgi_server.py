@@ -50,7 +50,7 @@ class SyncServerApplication(BaseApplication):  # type: ignore[misc]  # gunicorn 
         gc.set_threshold(50_000, 20, 100)  # an upload allocates ~10 objects a record, nearly all short-lived
         return self.app
 
-    def flush(self, *_: Any) -> None:
+    def flush(self) -> None:
         """Cached chain states to disk as the worker leaves (stop, restart or crash)."""
         if self.app is not None:
             state = self.app.extensions["campuscard"]
