@@ -15,6 +15,10 @@ Prints, per sale:
 * heap: the firmware runs with ``-X heapsize`` = its code + 64 KB (bytecode sits in the heap
   on the unix port); a second pass collects garbage before every poll, so the high-water
   above the code is what one tap needs at most (``heap_peak_bytes``, against 65,536).
+* the pty floor, measured in the same run: the CPU a MicroPython process spends on one bare
+  reader round trip over a pty (``benchmarks/pty_round_trip_mpy.py``: write, poll, read; no
+  frame checks) times the reader commands of a sale. That part of the firmware's CPU is the
+  kernel's pty, which the device does not have.
 * blacklist lookup with 200,000 entries and journal capacity in 2 MB, from
   ``benchmarks/flash_store_mpy.py`` (run under MicroPython) when it is present.
 
@@ -28,10 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tty
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +117,45 @@ def flash_store_figures() -> dict[str, Any]:
     return {k: doc.get(k) for k in ("blacklist_entries", "blacklist_lookup_ms", "journal_capacity_records_2mb")}
 
 
+def pty_floor(round_trips: int = 20000) -> dict[str, float]:
+    """CPU of bare PN532 round trips over a pty (benchmarks/pty_round_trip_mpy.py) against a
+    responder thread here: what the kernel and a minimal UART loop cost per reader command."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    answer = b"\x00\x00\xff\x00\xff\x00" + b"\x00\x00\xff\x13\xed\xd5\x41\x00" + bytes(16) + b"\xea\x00"
+    stop = threading.Event()
+
+    def respond() -> None:
+        pending = 0
+        while not stop.is_set():
+            if not select.select([master], [], [], 0.2)[0]:
+                continue
+            try:
+                pending += len(os.read(master, 4096))
+            except OSError:
+                return
+            while pending >= 12:  # one READ frame in, one ACK + answer out
+                pending -= 12
+                os.write(master, answer)
+
+    responder = threading.Thread(target=respond, daemon=True)
+    responder.start()
+    try:
+        proc = subprocess.run([micropython_binary(), str(ROOT / "benchmarks" / "pty_round_trip_mpy.py"), path,
+                               str(round_trips)], capture_output=True, text=True, env=micropython_env(),
+                              cwd=mpy_cwd(), timeout=300)
+    finally:
+        stop.set()
+        responder.join()
+        os.close(master)
+        os.close(slave)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"pty_round_trip_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sales", type=int, default=1000)
@@ -168,6 +215,13 @@ def main() -> None:
           f"card commands {sales['card_ios'] / n:.1f}")
     print(f"modelled card I/O per sale at 106 kbit/s: {sales['card_io_us'] / n / 1000:.1f} ms")
     print(f"heap: code {code} B; data high-water of a tap {probe['heap_high'] - code} B of {DATA_HEAP}")
+    floor = pty_floor()
+    rt_us = floor["cpu_us_per_round_trip"]
+    floor_ms = rt_us * (cmds + gone) / 1000
+    print(f"pty floor (same run): a bare reader round trip over the pty costs the MicroPython process "
+          f"{rt_us:.1f} us (user {floor['user_us_per_round_trip']:.1f} + system "
+          f"{floor['system_us_per_round_trip']:.1f}); x {cmds + gone:.1f} reader commands = {floor_ms:.2f} ms "
+          f"of every sale's CPU is the pty itself (an ESP32's UART FIFO has no such cost)")
     figures = flash_store_figures()
     print(f"blacklist lookup ({figures['blacklist_entries']} entries): {figures['blacklist_lookup_ms']} ms; "
           f"journal capacity in 2 MB: {figures['journal_capacity_records_2mb']} records")
@@ -182,6 +236,8 @@ def main() -> None:
         "code_heap_bytes": code,
         "app_cpu_ms_per_sale": round(poll_ms - reader_ms, 3),
         "reader_cpu_ms_per_sale": round(reader_ms, 3),
+        "pty_round_trip_cpu_us": round(rt_us, 1),
+        "pty_floor_ms_per_sale": round(floor_ms, 3),
         "blacklist_entries": figures["blacklist_entries"],
         "blacklist_lookup_ms": figures["blacklist_lookup_ms"],
         "journal_capacity_records_2mb": figures["journal_capacity_records_2mb"],

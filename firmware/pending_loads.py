@@ -93,36 +93,59 @@ class PendingLoads:
                 return -1 if e[i] < k[i] else 1
         return 0
 
+    def _seek_card(self, f):
+        """Index of the card's first entry in the open list ``f`` (key set), with the entry in
+        ``_entry``; -1 if the list holds none for the card."""
+        e = self._entry
+        lo = 0
+        hi = self.count
+        while lo < hi:  # first entry whose key is >= the card's
+            mid = (lo + hi) // 2
+            f.seek(mid * ENTRY_SIZE)
+            f.readinto(e)
+            if self._cmp_key() < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == self.count:
+            return -1
+        f.seek(lo * ENTRY_SIZE)
+        f.readinto(e)
+        return lo if self._cmp_key() == 0 else -1
+
+    def _open(self, uid_mv, uid_len):
+        if self.count == 0:
+            return None
+        self._set_key(uid_mv, uid_len)
+        try:
+            return open(self._path, "rb")
+        except OSError:
+            return None
+
+    def waiting(self, uid_mv, uid_len):
+        """True if the list holds a load for this card (whatever its sequence): asking the
+        card for its last applied load costs a card command, so ask only then."""
+        f = self._open(uid_mv, uid_len)
+        if f is None:
+            return False
+        try:
+            return self._seek_card(f) >= 0
+        finally:
+            f.close()
+
     def find(self, uid_mv, uid_len, last_seq):
         """Look up the load with sequence ``last_seq + 1`` for this card.
 
         :returns: True and sets ``seq``, ``amount``, ``kind``; False when there is none.
         """
-        if self.count == 0:
+        f = self._open(uid_mv, uid_len)
+        if f is None:
             return False
-        self._set_key(uid_mv, uid_len)
         want = last_seq + 1
         e = self._entry
         try:
-            f = open(self._path, "rb")
-        except OSError:
-            return False
-        try:
-            lo = 0
-            hi = self.count
-            while lo < hi:  # first entry whose key is >= the card's
-                mid = (lo + hi) // 2
-                f.seek(mid * ENTRY_SIZE)
-                f.readinto(e)
-                if self._cmp_key() < 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            while lo < self.count:
-                f.seek(lo * ENTRY_SIZE)
-                f.readinto(e)
-                if self._cmp_key() != 0:
-                    return False
+            i = self._seek_card(f)
+            while i >= 0:  # the card's entries, in sequence order
                 kind, seq, amount = struct.unpack_from("<BIi", e, _KEY)
                 if seq == want:
                     self.seq = seq
@@ -131,7 +154,13 @@ class PendingLoads:
                     return True
                 if seq > want:
                     return False
-                lo += 1
+                i += 1
+                if i == self.count:
+                    return False
+                f.seek(i * ENTRY_SIZE)
+                f.readinto(e)
+                if self._cmp_key() != 0:
+                    return False
             return False
         finally:
             f.close()

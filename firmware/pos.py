@@ -59,6 +59,7 @@ class Pos:
         self.journal = journal
         self.blacklist = blacklist
         self.loads = loads
+        purse.loads = loads  # the load register comes with the value blocks when a load waits
         self.params = params
         self.display = display
         self.clock = clock
@@ -201,6 +202,23 @@ class Pos:
         except ReaderError:
             self._tap_again()
 
+    def _apply_loads(self):
+        """Apply the loads waiting for the card in the field, in order; False if the journal
+        filled up on the way (the rest wait for the next tap)."""
+        p = self.purse
+        loads = self.loads
+        while loads.find(p.uid_mv, p.uid_len, p.load_seq):
+            if not self._room(2):
+                self._show(texts.T_JOURNAL_FULL)
+                return False
+            self._pending(rec.LOAD, loads.amount, 0)
+            self._pend_aux = loads.seq
+            self._pend_aux2 = loads.kind
+            out = p.apply_load(loads.seq, loads.amount, self._pend_seq)
+            self._log(rec.LOAD, 0, out, self._pend_aux, self._pend_aux2)
+            self._pend_seq = 0
+        return True
+
     def _tap_again(self):
         if self._pend_seq:
             self._show(texts.T_TAP_AGAIN, None, texts.T_SALE_PENDING)
@@ -241,16 +259,8 @@ class Pos:
             return
         if not self._repair():
             return  # the pending sale was completed by this tap
-        while self.loads.find(p.uid_mv, p.uid_len, p.load_seq):
-            if not self._room(2):
-                self._show(texts.T_JOURNAL_FULL)
-                return
-            self._pending(rec.LOAD, self.loads.amount, 0)
-            self._pend_aux = self.loads.seq
-            self._pend_aux2 = self.loads.kind
-            out = p.apply_load(self.loads.seq, self.loads.amount, self._pend_seq)
-            self._log(rec.LOAD, 0, out, self._pend_aux, self._pend_aux2)
-            self._pend_seq = 0
+        if p.load_waiting and not self._apply_loads():
+            return
         if st == S_SALE:
             self._sale()
         elif st == S_PIN:

@@ -54,7 +54,8 @@ _SLOT_BLOCK = (12, 16)  # first block of each slot (three consecutive blocks)
 _UNKNOWN = const(0)  # slot MAC not checked yet
 _VALID = const(1)
 _INVALID = const(2)
-_REG_UNKNOWN = const(-2)  # load register MAC not checked yet (-1: it failed)
+_REG_UNREAD = const(-3)  # load register not read from the card yet
+_REG_UNKNOWN = const(-2)  # load register read, MAC not checked yet (-1: it failed)
 
 
 class PurseError(ValueError):
@@ -111,7 +112,7 @@ class Purse:
         self._new = cl.PurseState()
         self._vs = bytearray(2)  # per slot: _UNKNOWN (MAC not checked yet), _VALID, _INVALID
         self._cur = 0
-        # Raw card data of the tap: slot 0, slot 1, load register (MACs checked when needed).
+        # Raw card data of the tap: slot 0, slot 1, load register (read and MAC-checked when needed).
         self._raw = bytearray(112)
         self._rmv = memoryview(self._raw)
         self._ready = False
@@ -125,7 +126,12 @@ class Purse:
         # read() results: value blocks, load register, and the plan for resolve_torn().
         self._p = self._b = 0
         self._p_ok = self._b_ok = False
-        self._reg = _REG_UNKNOWN
+        self._reg = _REG_UNREAD
+        # ``waiting(uid_mv, uid_len)``: True if a load waits for the card (the POS's pending
+        # loads); read() then reads the load register with the value blocks, saving the
+        # authentications a lazy read costs. ``load_waiting`` is its answer for this tap.
+        self.loads = None
+        self.load_waiting = False
         self._committed = False
         self._fix_p = self._fix_b = self._fix_l = False
 
@@ -212,7 +218,9 @@ class Purse:
 
     def read(self):
         """Select the card, read and verify identity (``firmware.card_id``), purse and both state
-        slots; sets ``torn``.
+        slots; sets ``torn``. The load register is read with them when ``loads`` says a load
+        waits for the card, else only if needed (``load_seq``, or a state whose last money
+        move was a server load): a plain sale does without it.
 
         :returns: the UID length (4 or 7), or 0 when no card is in the field.
         :raises ReaderError: the card left or the air failed: tap again.
@@ -242,13 +250,16 @@ class Purse:
         raw = self._rmv
         p = self._value(_B_BALANCE)
         b = self._value(_B_BACKUP)
-        r.read_block(_B_LOADS, raw[96:112])
+        self._reg = _REG_UNREAD
+        self.load_waiting = self.loads is not None and self.loads.waiting(c.uid_mv, n)
+        if self.load_waiting:
+            r.read_block(_B_LOADS, raw[96:112])
+            self._reg = _REG_UNKNOWN
         self._auth(_SLOT_SECTOR[0], KEY_A)
         self._read3(_SLOT_BLOCK[0], raw[0:48])
         self._auth(_SLOT_SECTOR[1], KEY_A)
         self._read3(_SLOT_BLOCK[1], raw[48:96])
         self._vs[0] = self._vs[1] = _UNKNOWN
-        self._reg = _REG_UNKNOWN
         self._load_seq = -1
         self._classify(p, b)
         self._ready = True
@@ -267,7 +278,15 @@ class Purse:
         return self._slots[i] if vs == _VALID else None
 
     def _register(self):
-        """The load register's sequence, its MAC checked on first use; -1 if the MAC fails."""
+        """The load register's sequence, read and its MAC checked on first use; -1 if the MAC
+        fails.
+
+        :raises ReaderError: the card left while the register was read.
+        """
+        if self._reg == _REG_UNREAD:
+            self._auth(_S_PURSE, KEY_A)
+            self.reader.read_block(_B_LOADS, self._rmv[96:112])
+            self._reg = _REG_UNKNOWN
         if self._reg == _REG_UNKNOWN:
             try:
                 self._reg = cl.decode_load_register(self._rmv[96:112], self._pk, self.uid_mv)
@@ -277,9 +296,11 @@ class Purse:
 
     @property
     def load_seq(self):
-        """Sequence of the last server load applied to the card (its MAC checked on first use).
+        """Sequence of the last server load applied to the card (read from the card and its MAC
+        checked on first use: one card command, so ask only when a load is waiting).
 
         :raises CardRejected: REJECT_PURSE_MAC if the load register's MAC fails.
+        :raises ReaderError: the card left while the register was read.
         """
         if self._load_seq < 0:
             reg = self._register()
@@ -319,7 +340,7 @@ class Purse:
                 if q is None or b != q.balance:
                     self._reject(REJECT_PURSE_FORGED, "backup balance %d matches neither balance %d nor "
                                  "the previous state" % (b, p))
-            if c.txn_terminal == 0:  # the last money move was a server load: register written?
+            if c.txn_terminal == 0 and c.txn_seq:  # the last money move was server load n: register written?
                 reg = self._register()
                 self._fix_l = reg < c.txn_seq
                 self._load_seq = c.txn_seq if self._fix_l else reg

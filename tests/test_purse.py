@@ -72,7 +72,9 @@ o = p.debit(1250, 101, %(day)d, 2, 0, True)
 out("debit", o.kind, o.amount, o.balance_before, o.balance_after, o.counter, int(o.credit_used), rdr.commands,
     rdr.card_io_us)
 ctl("check", 3750, 1)
+rdr.reset_counters()
 p.read()
+out("sale_read_io", rdr.commands)
 o = p.debit(300, 102, %(day)d, 2, 0, False)
 out("offline", p.state.day_total, p.state.meal_total, p.state.offline_spend, o.balance_after)
 p.read()
@@ -110,8 +112,11 @@ def test_read_debit_totals_and_counters() -> None:
     assert r["read"] == ["4", "5000", "0", "0", "0", str(cl.FLAG_INITIAL_PIN), "1234567", "S2024001"]
     assert r["pin"] == ["1", "0", "0"]
     assert r["debit"][:6] == [str(fp.OUT_DEBIT), "1250", "5000", "3750", "1", "0"]
-    # one select, four authentications, twelve reads; a debit writes 3 blocks + 4 value commands
-    assert int(r["read_io"][0]) == 17
+    # One select, four authentications, eleven reads: the load register (block 10) is read only
+    # where the last money move was a server load (see test_load_register_read_only_after_a_load).
+    assert int(r["read_io"][0]) == 16
+    assert int(r["sale_read_io"][0]) == 16
+    # a debit writes 3 blocks + 4 value commands
     assert int(r["debit"][6]) in (8, 9), r["debit"]
     assert int(r["read_io"][1]) + int(r["debit"][7]) <= 100_000, "modelled card I/O of a sale over 100 ms"
     assert seen == [(3750, 1)]
@@ -273,6 +278,51 @@ except PurseError:
     assert card.image() == before
 
 
+_REGISTER_READS = """
+class Waiting:
+    def __init__(self):
+        self.answer = False
+    def waiting(self, uid_mv, n):
+        return self.answer
+
+p = purse(%(t)d)
+w = Waiting()
+
+def tap(what):
+    rdr.reset_counters()
+    p.read()
+    out(what, rdr.commands)
+
+tap("issued")
+w.answer = True
+p.loads = w
+tap("load_waiting")
+p.apply_load(p.load_seq + 1, 500, 1)
+p.loads = None
+tap("after_load")
+out("load_seq", p.load_seq)
+p.debit(100, 2, 1, 1, 0, True)
+tap("after_sale")
+rdr.reset_counters()
+out("asked", p.load_seq, rdr.commands)
+"""
+
+
+def test_load_register_read_only_after_a_load_or_when_one_waits() -> None:
+    """A plain sale reads 16 commands' worth (no block 10); the register comes with the value
+    blocks when the POS holds a load for the card, and is fetched when the state needs it."""
+    card = new_card(1000)
+    with PurseRig(card) as rig:
+        r = by_key(rig.run(_REGISTER_READS % {"t": TERMINAL}, lambda words: "ok"))
+    assert r["issued"] == ["16"]  # select, 4 authentications, 11 reads
+    assert r["load_waiting"] == ["17"]  # + block 10, in the sector already authenticated
+    assert r["after_load"] == ["18"]  # the state names load 1: is the register written? (+auth +read)
+    assert r["load_seq"] == ["1"]
+    assert r["after_sale"] == ["16"]
+    assert r["asked"] == ["1", "2"]  # asked for after all: authenticate to sector 2, read block 10
+    CardView(card).check_consistent(1400, 2)
+
+
 _TORN_ELSEWHERE = """
 p = purse(7)
 other = purse(9)
@@ -419,8 +469,13 @@ def finish(q, tid):
         again = attempt(q, 1)
     return kind, again
 
+class Waiting:  # the POS's pending loads, as far as read() asks: a load waits on a load tap
+    def waiting(self, uid_mv, n):
+        return OP == "load"
+
 p = purse(T)
 other = purse(O)
+p.loads = other.loads = Waiting()
 ctl("reset")
 p.read()
 ctl("trace")
