@@ -156,6 +156,19 @@ def pty_floor(round_trips: int = 20000) -> dict[str, float]:
         raise SystemExit(f"pty_round_trip_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
 
 
+def in_process_cpu(workspace: Path, card_blocks: bytes, heap: str, sales: int) -> dict[str, float]:
+    """The firmware's own CPU per sale with the chip in its process (benchmarks/pos_cpu_mpy.py)."""
+    card = workspace / "cpu-card.bin"
+    card.write_bytes(card_blocks)
+    proc = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", str(ROOT / "benchmarks" / "pos_cpu_mpy.py"),
+                           str(workspace), str(card), str(sales)], capture_output=True, text=True,
+                          env=micropython_env(), cwd=mpy_cwd(), timeout=600)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"pos_cpu_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sales", type=int, default=1000)
@@ -194,6 +207,9 @@ def main() -> None:
             split = term.stats()
         finally:
             console.close()
+        card = console.card("bench")
+        blocks = b"".join(card.block(i) for i in range(64))
+        inproc = in_process_cpu(Path(tmp), blocks, term.heapsize, n)
     if sales["sales"] != n or probe["sales"] != n:
         raise SystemExit(f"expected {n} sales per pass, counted {sales['sales']} and {probe['sales']}")
     cmds = (sales["commands"] - n * gone) / n

@@ -1,0 +1,219 @@
+"""The POS firmware's own CPU per sale, with the hardware in the same process.
+
+Run by ``benchmarks/pos_tap.py`` under MicroPython. The terminal is built as ``firmware.main``
+builds it (``Terminal``: purse, journal on flash, blacklist, pending loads, parameters) on the
+real PN532 driver, but the driver's UART is a chip answering in this process (``Chip``, with a
+personalised card's 64 blocks, which its sales change as a card would) and the display
+writes nowhere. What is
+left is the work the device does per sale: keypad event, reader frames, purse, limits,
+journal (its appends and fsyncs go to a directory: the only system calls), display texts.
+
+Usage::
+
+    micropython -X heapsize=256K benchmarks/pos_cpu_mpy.py <workspace> <card file> [sales]
+
+``<workspace>`` holds config.json and secrets.json (``terminal_sim.console.Console`` writes
+them); the flash goes to ``<workspace>/cpu-flash``. ``<card file>`` holds the card's 64
+blocks (1,024 bytes). Prints one JSON object: ``sales``,
+``cpu_us_per_sale`` (user + system), ``user_us_per_sale``, ``system_us_per_sale``,
+``reader_commands_per_sale``, ``alloc_bytes_per_sale`` (heap allocated by the polls).
+"""
+
+import gc
+import json
+import os
+import sys
+
+from firmware import config, ui
+from firmware.board_unix import Clock, Display
+from firmware.drivers.pn532 import PN532_UART
+from firmware.main import Terminal
+from protocol import card_layout as cl
+
+_ACK = b"\x00\x00\xff\x00\xff\x00"
+
+
+class Chip:
+    """A PN532 with one MIFARE Classic card on its field, answering host frames in place and
+    without allocating (its work is not the firmware's): reads, writes and the value commands
+    change the card's 64 blocks as the card would; authentication always succeeds."""
+
+    def __init__(self, blocks, uid):
+        self.blocks = bytearray(blocks)
+        self.uid = uid
+        self.present = True
+        self._out = bytearray(64)
+        self._mv = memoryview(self._out)
+        self._n = 0
+        self._rp = 0
+        self._value = 0  # the card's transfer buffer
+        self._addr = 0
+
+    def _answer(self, code, n):
+        """Frame the answer ``D5 code`` + the ``n`` data bytes already at ``_out[13:]``."""
+        out = self._out
+        out[0:9] = b"\x00\x00\xff\x00\xff\x00\x00\x00\xff"
+        ln = n + 2
+        out[9] = ln
+        out[10] = (-ln) & 0xFF
+        out[11] = 0xD5
+        out[12] = code
+        total = 0xD5 + code
+        for i in range(13, 13 + n):
+            total += out[i]
+        out[13 + n] = (-total) & 0xFF
+        out[14 + n] = 0
+        self._n = 15 + n
+        self._rp = 0
+
+    def _list(self):
+        out = self._out
+        if not self.present:
+            out[13] = 0
+            self._answer(0x4B, 1)
+            return
+        u = self.uid
+        out[13:18] = b"\x01\x01\x00\x04\x08"  # NbTg, Tg, ATQA, SAK
+        out[18] = len(u)
+        out[19:19 + len(u)] = u
+        self._answer(0x4B, 6 + len(u))
+
+    def _mifare(self, frame):
+        out = self._out
+        op = frame[8]
+        b = frame[9]
+        blocks = self.blocks
+        if op == 0x30:  # READ
+            out[14:30] = blocks[16 * b:16 * b + 16]
+            out[13] = 0
+            self._answer(0x41, 17)
+            return
+        if op == 0xA0:  # WRITE
+            blocks[16 * b:16 * b + 16] = frame[10:26]
+        elif op == 0xC0 or op == 0xC1 or op == 0xC2:  # DECREMENT, INCREMENT, RESTORE
+            v = int.from_bytes(blocks[16 * b:16 * b + 4], "little")
+            if v >= 0x80000000:
+                v -= 0x100000000
+            amount = frame[10] | frame[11] << 8 | frame[12] << 16 | frame[13] << 24
+            self._value = v - amount if op == 0xC0 else v + amount if op == 0xC1 else v
+            self._addr = blocks[16 * b + 12]
+        elif op == 0xB0:  # TRANSFER
+            blocks[16 * b:16 * b + 16] = cl.encode_value_block(self._value, self._addr)
+        out[13] = 0
+        self._answer(0x41, 1)
+
+    def write(self, frame):
+        if frame[0] == 0x55:  # HSU wake-up: no answer
+            return len(frame)
+        cmd = frame[6]
+        if cmd == 0x4A:
+            self._list()
+        elif cmd == 0x40:
+            self._mifare(frame)
+        elif cmd == 0x02:  # GetFirmwareVersion: PN532 v1.6
+            self._out[13:17] = b"\x32\x01\x06\x07"
+            self._answer(0x03, 4)
+        elif cmd == 0x52:  # InRelease
+            self._out[13] = 0
+            self._answer(0x53, 1)
+        else:  # SAMConfiguration, RFConfiguration
+            self._answer(cmd + 1, 0)
+        return len(frame)
+
+    def wait(self, ms):
+        return self._rp < self._n
+
+    def any(self):
+        return 1 if self._rp < self._n else 0
+
+    def readinto(self, buf, nbytes=None):
+        k = self._n - self._rp
+        if nbytes is not None and nbytes < k:
+            k = nbytes
+        if k <= 0:
+            return None
+        buf[0:k] = self._mv[self._rp:self._rp + k]
+        self._rp += k
+        return k
+
+
+class NoIO:
+    """The display's output: built as on the console, then dropped."""
+
+    def write(self, buf):
+        pass
+
+    def write_line(self, line):
+        pass
+
+
+class Board:
+    def __init__(self, workspace, chip):
+        self.root = workspace + "/cpu-flash"
+        try:
+            os.mkdir(self.root)
+        except OSError:
+            pass
+        self.display = Display(NoIO())
+        self.clock = Clock(workspace + "/clock_offset")
+        self.reader = PN532_UART(chip)
+        self.keypad = None
+        self.relay = None
+        self.poll_ms = 0
+
+
+def cpu_ticks():
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def sell(term, chip, n):
+    app = term.app
+    for _ in range(n):
+        app.key((ui.EV_AMOUNT, 100))
+        chip.present = True
+        term.poll()
+        chip.present = False
+        term.poll()
+
+
+def main():
+    workspace = sys.argv[1]
+    with open(sys.argv[2], "rb") as f:
+        blocks = f.read()
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    cfg = config.load(workspace + "/config.json", workspace + "/secrets.json")
+    cfg.server_url = ""  # no sync client: the loop here never syncs (sync cycles are not sales)
+    chip = Chip(blocks, blocks[0:4])
+    term = Terminal(Board(workspace, chip), cfg)
+    for line in ("double_tap_gap_s 0", "per_txn_limit 10000000", "daily_limit 10000000"):
+        term.service("param", line)
+    term.service("net", "up")
+    term.start_reader()
+    sales0 = term.app.sales
+    sell(term, chip, 20)  # files open, GC settled
+    if term.app.sales - sales0 != 20:
+        raise SystemExit("warm-up sales did not complete: %d of 20" % (term.app.sales - sales0))
+    reader = term.board.reader
+    reader.reset_counters()
+    gc.collect()
+    u0, s0 = cpu_ticks()
+    sell(term, chip, n)
+    u1, s1 = cpu_ticks()
+    if term.app.sales - sales0 != 20 + n:
+        raise SystemExit("sales did not complete: %d of %d" % (term.app.sales - sales0 - 20, n))
+    commands = reader.commands
+    gc.collect()
+    gc.disable()
+    a0 = gc.mem_alloc()  # type: ignore[attr-defined]
+    sell(term, chip, 4)  # without collections: the heap must hold what 4 sales allocate
+    alloc = gc.mem_alloc() - a0  # type: ignore[attr-defined]
+    gc.enable()
+    tick_us = 10000  # USER_HZ 100
+    print(json.dumps({"sales": n, "cpu_us_per_sale": (u1 - u0 + s1 - s0) * tick_us / n,
+                      "user_us_per_sale": (u1 - u0) * tick_us / n, "system_us_per_sale": (s1 - s0) * tick_us / n,
+                      "reader_commands_per_sale": commands / n, "alloc_bytes_per_sale": alloc / 4}))
+
+
+main()
