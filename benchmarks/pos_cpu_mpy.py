@@ -4,9 +4,9 @@ Run by ``benchmarks/pos_tap.py`` under MicroPython. The terminal is built as ``f
 builds it (``Terminal``: purse, journal on flash, blacklist, pending loads, parameters) on the
 real PN532 driver, but the driver's UART is a chip answering in this process (``Chip``, with a
 personalised card's 64 blocks, which its sales change as a card would) and the display
-writes nowhere. What is
-left is the work the device does per sale: keypad event, reader frames, purse, limits,
-journal (its appends and fsyncs go to a directory: the only system calls), display texts.
+line is built and dropped. What is left is the work the device does per sale: keypad event,
+reader frames, purse, limits, journal (its appends and fsyncs go to a directory: the only
+system calls), display texts.
 
 Usage::
 
@@ -14,7 +14,8 @@ Usage::
 
 The chip's own CPU is measured in the same run (the frames of one sale answered as often)
 and taken off; sales and chip run in 7 alternating rounds, and the fastest round is the
-figure (other jobs on the machine only ever add time; the median is printed as well). ``<workspace>`` holds config.json and secrets.json (``terminal_sim.console.Console`` writes
+figure (other jobs on the machine only ever add time; the median is printed as well).
+``<workspace>`` holds config.json and secrets.json (``terminal_sim.console.Console`` writes
 them); the flash goes to ``<workspace>/cpu-flash``. ``<card file>`` holds the card's 64
 blocks (1,024 bytes). Prints one JSON object: ``sales``,
 ``cpu_us_per_sale`` (user + system, the chip's share taken off; fastest round),
@@ -201,11 +202,8 @@ def chip_cpu(chip, frames, n):
     return u1 - u0, s1 - s0
 
 
-def main():
-    workspace = sys.argv[1]
-    with open(sys.argv[2], "rb") as f:
-        blocks = f.read()
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+def terminal(workspace, blocks):
+    """(Terminal, Chip): the POS as firmware.main builds it, on a chip holding ``blocks``."""
     cfg = config.load(workspace + "/config.json", workspace + "/secrets.json")
     cfg.server_url = ""  # no sync client: the loop here never syncs (sync cycles are not sales)
     chip = Chip(blocks, blocks[0:4])
@@ -214,6 +212,15 @@ def main():
         term.service("param", line)
     term.service("net", "up")
     term.start_reader()
+    return term, chip
+
+
+def main():
+    workspace = sys.argv[1]
+    with open(sys.argv[2], "rb") as f:
+        blocks = f.read()
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    term, chip = terminal(workspace, blocks)
     sales0 = term.app.sales
     sell(term, chip, 20)  # files open, GC settled
     term.journal.ack(term.journal.last_seq())
@@ -257,4 +264,5 @@ def main():
                       "rounds_cpu_us_per_sale": [r[0] * tick_us for r in rounds],
                       "reader_commands_per_sale": commands / done, "alloc_bytes_per_sale": alloc / 4}))
 
-main()
+if __name__ == "__main__":
+    main()

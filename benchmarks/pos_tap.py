@@ -231,6 +231,13 @@ def main() -> None:
           f"card commands {sales['card_ios'] / n:.1f}")
     print(f"modelled card I/O per sale at 106 kbit/s: {sales['card_io_us'] / n / 1000:.1f} ms")
     print(f"heap: code {code} B; data high-water of a tap {probe['heap_high'] - code} B of {DATA_HEAP}")
+    fw_ms = inproc["cpu_us_per_sale"] / 1000
+    print(f"firmware's own CPU per sale (benchmarks/pos_cpu_mpy.py: the same terminal on the same driver, the chip in "
+          f"its process, no pty, no console): {fw_ms:.3f} ms = user {inproc['user_us_per_sale'] / 1000:.3f} + system "
+          f"{inproc['system_us_per_sale'] / 1000:.3f} (journal writes), fastest of 7 rounds (median "
+          f"{inproc['median_cpu_us_per_sale'] / 1000:.3f}); the chip's own {inproc['chip_us_per_sale'] / 1000:.3f} ms "
+          f"taken off; {inproc['reader_commands_per_sale']:.1f} reader commands, "
+          f"{inproc['alloc_bytes_per_sale']:.0f} B allocated per sale")
     floor = pty_floor()
     rt_us = floor["cpu_us_per_round_trip"]
     floor_ms = rt_us * (cmds + gone) / 1000
@@ -252,6 +259,9 @@ def main() -> None:
         "code_heap_bytes": code,
         "app_cpu_ms_per_sale": round(poll_ms - reader_ms, 3),
         "reader_cpu_ms_per_sale": round(reader_ms, 3),
+        "firmware_cpu_ms_per_sale": round(fw_ms, 3),
+        "firmware_cpu_median_ms_per_sale": round(inproc["median_cpu_us_per_sale"] / 1000, 3),
+        "firmware_alloc_bytes_per_sale": round(inproc["alloc_bytes_per_sale"]),
         "pty_round_trip_cpu_us": round(rt_us, 1),
         "pty_floor_ms_per_sale": round(floor_ms, 3),
         "blacklist_entries": figures["blacklist_entries"],

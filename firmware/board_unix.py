@@ -133,14 +133,14 @@ class SocketIO(LineIO):
 
 
 def _screen(b, lang, tid, arg, tid2, arg2, tid3, arg3):
-    """Append up to three texts of one language (``texts.zh`` or ``texts.en``), " / " between."""
-    b.extend(lang(tid, arg))
+    """Append up to three texts of one language (``texts.ZH`` or ``texts.EN``), " / " between."""
+    texts.text_into(b, lang, tid, arg)
     if tid2:
         b.extend(b" / ")
-        b.extend(lang(tid2, arg2))
+        texts.text_into(b, lang, tid2, arg2)
     if tid3:
         b.extend(b" / ")
-        b.extend(lang(tid3, arg3))
+        texts.text_into(b, lang, tid3, arg3)
 
 
 class Display(ui.Display):
@@ -159,9 +159,9 @@ class Display(ui.Display):
     def show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
         b = self._line
         b[:] = b"DISPLAY "
-        _screen(b, texts.zh, tid, arg, tid2, arg2, tid3, arg3)
+        _screen(b, texts.ZH, tid, arg, tid2, arg2, tid3, arg3)
         b.extend(b" | ")
-        _screen(b, texts.en, tid, arg, tid2, arg2, tid3, arg3)
+        _screen(b, texts.EN, tid, arg, tid2, arg2, tid3, arg3)
         b.append(10)
         self._io.write(b)
 

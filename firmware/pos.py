@@ -151,7 +151,7 @@ class Pos:
                 self._idle()
                 self.state = S_SALE
                 self.amount = value
-                self._show(texts.T_TAP_CARD, texts.yuan(value))
+                self._show(texts.T_TAP_CARD, value)
         elif kind == ui.EV_BALANCE or kind == ui.EV_PIN_CHANGE:
             if st != S_IDLE and st != S_SALE:
                 self._show(texts.T_NOT_WHILE_PENDING)
@@ -266,7 +266,7 @@ class Pos:
         elif st == S_PIN:
             pos_pin.sale_pin(self)
         elif st == S_BALANCE:
-            self._finish_tap(texts.T_BALANCE, texts.yuan(p.state.balance))
+            self._finish_tap(texts.T_BALANCE, p.state.balance)
         else:
             pos_pin.change_pin(self)
 
@@ -402,7 +402,7 @@ class Pos:
         credit = limits.credit_allowance(prm.credit_wallet, prm.credit_limit, prm.credit_auto_after_s, now,
                                          self._down_since)
         if st.balance - amount < -credit:
-            self._refuse(texts.T_INSUFFICIENT, texts.yuan(st.balance))
+            self._refuse(texts.T_INSUFFICIENT, st.balance)
             return
         if offline and not limits.offline_cap_ok(st.offline_spend, amount, prm.offline_cap):
             self._refuse(texts.T_OFFLINE_CAP)
@@ -415,7 +415,7 @@ class Pos:
             out = p.debit(amount, self._pend_seq, day, meal, credit, not offline)
         except PurseError:
             self._pend_seq = 0
-            self._refuse(texts.T_INSUFFICIENT, texts.yuan(st.balance))
+            self._refuse(texts.T_INSUFFICIENT, st.balance)
             return
         self._pend_seq = 0
         self._paid(out, flags)
@@ -431,6 +431,6 @@ class Pos:
         self._last_time = self._now
         after = out.balance_after
         if after < 0:
-            self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_CREDIT, texts.yuan(-after))
+            self._finish_tap(texts.T_PAID, out.amount, texts.T_CREDIT, -after)
         else:
-            self._finish_tap(texts.T_PAID, texts.yuan(out.amount), texts.T_BALANCE, texts.yuan(after))
+            self._finish_tap(texts.T_PAID, out.amount, texts.T_BALANCE, after)

@@ -2,14 +2,15 @@
 
 The application names a text by its number (``T_*``); the board's display shows the Chinese
 one, and the unix board prints both so a cashier at the simulator console (and a test) can
-read either. A text may hold one ``%s``, filled with the argument the application passes
-(an amount already formatted by :func:`yuan`, a count, ...).
+read either. A text may hold one ``%s``, filled with the argument the application passes:
+an amount as an int of cents (shown as yuan), or a str (a count, ...).
 
 Usage::
 
     from firmware import texts
-    texts.zh(texts.T_PAID, texts.yuan(1250))    # '支付成功 12.50元'
-    texts.en(texts.T_PAID, texts.yuan(1250))    # 'Paid 12.50'
+    texts.zh(texts.T_PAID, 1250)                # '支付成功 12.50元'
+    texts.en(texts.T_PAID, 1250)                # 'Paid 12.50'
+    texts.text_into(line, texts.EN, texts.T_PAID, 1250)   # appends b'Paid 12.50' to a bytearray
 """
 
 from array import array
@@ -216,20 +217,73 @@ _ZH_AT = _index(_ZH)
 _EN_AT = _index(_EN)
 
 
-def _fill(blob, at, tid, arg):
+ZH = const(0)
+EN = const(1)
+_BLOBS = (_ZH, _EN)
+_ATS = (_ZH_AT, _EN_AT)
+
+
+def _digits_into(buf, n):
+    if n >= 10:
+        _digits_into(buf, n // 10)
+    buf.append(48 + n % 10)
+
+
+def yuan_into(buf, cents):
+    """Append ``cents`` as yuan with two decimals to the bytearray ``buf`` (no str made)."""
+    if cents < 0:
+        buf.append(45)  # "-"
+        cents = -cents
+    _digits_into(buf, cents // 100)
+    buf.append(46)  # "."
+    buf.append(48 + cents % 100 // 10)
+    buf.append(48 + cents % 10)
+
+
+def text_into(buf, lang, tid, arg=None):
+    """Append text ``tid`` of ``lang`` (``ZH``/``EN``) to the bytearray ``buf``, its ``%s``
+    filled with ``arg``: an int is an amount in cents (shown as yuan), a str goes as it is.
+    Nothing is decoded or formatted through a str: the display line of every tap is built so."""
+    if not 0 <= tid < COUNT:
+        buf.extend(b"?")
+        _digits_into(buf, tid)
+        return
+    if not tid:
+        return
+    blob = _BLOBS[lang]
+    at = _ATS[lang]
+    start = at[tid]
+    end = at[tid + 1] - 1
+    mark = blob.find(b"%s", start, end) if arg is not None else -1
+    mv = memoryview(blob)
+    if mark < 0:
+        buf.extend(mv[start:end])
+        return
+    buf.extend(mv[start:mark])
+    if isinstance(arg, int):
+        yuan_into(buf, arg)
+    else:
+        buf.extend(arg.encode())
+    buf.extend(mv[mark + 2:end])
+
+
+def _fill(lang, tid, arg):
+    if isinstance(arg, int):
+        arg = yuan(arg)
     if not 0 <= tid < COUNT:
         return "?%d" % tid
-    text = blob[at[tid]:at[tid + 1] - 1].decode() if tid else ""
+    at = _ATS[lang]
+    text = _BLOBS[lang][at[tid]:at[tid + 1] - 1].decode() if tid else ""
     if arg is None or "%s" not in text:
         return text
     return text % (arg,)
 
 
 def zh(tid, arg=None):
-    """The Chinese text ``tid`` with its argument filled in."""
-    return _fill(_ZH, _ZH_AT, tid, arg)
+    """The Chinese text ``tid`` with its argument filled in (an int: cents, shown as yuan)."""
+    return _fill(ZH, tid, arg)
 
 
 def en(tid, arg=None):
     """The English text ``tid`` with its argument filled in (simulator console)."""
-    return _fill(_EN, _EN_AT, tid, arg)
+    return _fill(EN, tid, arg)

@@ -23,7 +23,7 @@ Usage::
 
     ev = keypad.poll(100)            # None after 100 ms without a key
     if ev is not None and ev[0] == ui.EV_AMOUNT:
-        display.show(texts.T_TAP_CARD, texts.yuan(ev[1]))
+        display.show(texts.T_TAP_CARD, ev[1])
 """
 
 try:

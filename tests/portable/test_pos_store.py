@@ -115,3 +115,20 @@ def test_texts_have_both_languages_and_amounts():
         assert texts.zh(i, "7") and texts.en(i, "7"), i
         assert ("%s" in texts.zh(i)) == ("%s" in texts.en(i)), i  # same argument in both
     assert texts.zh(texts.COUNT) == "?%d" % texts.COUNT
+    assert texts.en(texts.T_PAID, 1250) == "Paid 12.50"  # an int argument is cents
+
+
+def test_display_line_built_in_place_equals_the_texts():
+    """The unix display builds its line in a bytearray (``text_into``): the same words as
+    ``zh``/``en`` for every text, amounts of every size and sign, str arguments."""
+    buf = bytearray()
+    for lang, fill in ((texts.ZH, texts.zh), (texts.EN, texts.en)):
+        for tid in range(texts.COUNT + 1):
+            for arg in (None, 0, 5, 99, 100, 1250, 100000000, -1, -300, -123456, "7"):
+                buf[:] = b""
+                texts.text_into(buf, lang, tid, arg)
+                assert bytes(buf).decode() == fill(tid, arg), (lang, tid, arg, bytes(buf))
+    for cents in (0, 7, 10, 1999, -5, -100, 2**31 - 1):
+        buf[:] = b""
+        texts.yuan_into(buf, cents)
+        assert bytes(buf).decode() == texts.yuan(cents), cents
