@@ -22,6 +22,11 @@ Usage::
         cid.identity.valid_until
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 from firmware.mifare import KEY_A, AuthFailed, NoCard
 from protocol import card_layout as cl
 from protocol import crypto
@@ -47,6 +52,7 @@ class CardRejected(Exception):
         self.code = code
 
 
+@micropython.native
 def same_uid(buf8, uid, n):
     """True if ``buf8`` (UID in bytes 0..6, its length in byte 7) holds the ``n``-byte ``uid``."""
     if buf8[7] != n:
@@ -57,6 +63,7 @@ def same_uid(buf8, uid, n):
     return True
 
 
+@micropython.native
 def keep_uid(buf8, uid, n):
     """Remember the ``n``-byte ``uid`` in ``buf8`` (see :func:`same_uid`)."""
     for i in range(n):
@@ -88,6 +95,7 @@ class CardId:
         self._ka = None
         self._ik = None
 
+    @micropython.native
     def select(self):
         """Select the card in the field; returns its UID length (4 or 7), 0 if there is none.
 
@@ -100,6 +108,7 @@ class CardId:
             self.uid_mv = self._uid4 if n == 4 else self._uid7
         return n
 
+    @micropython.native
     def read(self):
         """``select`` then ``read_identity``; returns the UID length, 0 if no card."""
         n = self.select()
@@ -107,6 +116,7 @@ class CardId:
             self.read_identity()
         return n
 
+    @micropython.native
     def _keys(self):
         n = self.uid_len
         if same_uid(self._key_uid, self.uid, n):
@@ -115,9 +125,11 @@ class CardId:
         self._ik = crypto.issuer_mac_key(self._im, self.uid_mv)
         keep_uid(self._key_uid, self.uid, n)
 
+    @micropython.native
     def _reject(self, code, what):
         raise CardRejected(code, "card %s: %s" % (cl.uid_hex(self.uid_mv), what))
 
+    @micropython.native
     def read_identity(self):
         """Authenticate sector 1 with key A, read blocks 4-6 and check the issuer MAC; sets
         ``identity`` (a ``card_layout.Identity``). Call right after a ``select`` that found a card.

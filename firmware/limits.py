@@ -17,6 +17,11 @@ Usage::
 """
 
 try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
+try:
     from micropython import const
 except ImportError:
     from protocol.compat import const
@@ -34,16 +39,19 @@ NOT_YET_VALID = const(2)
 _DAY = const(86400)
 
 
+@micropython.native
 def local_day(utc, tz_offset_s):
     """Local calendar day number (days since 1970-01-01 local) of UTC time ``utc``."""
     return (utc + tz_offset_s) // _DAY
 
 
+@micropython.native
 def local_minute(utc, tz_offset_s):
     """Minute of the local day (0..1439) of UTC time ``utc``."""
     return ((utc + tz_offset_s) % _DAY) // 60
 
 
+@micropython.native
 def meal_period(minute, periods):
     """1-based number of the meal period holding ``minute``, or 0 outside every period.
 
@@ -58,11 +66,13 @@ def meal_period(minute, periods):
     return 0
 
 
+@micropython.native
 def day_total(card_day, card_day_total, day):
     """What the card has spent today: its stored total, or 0 when it was stored on another day."""
     return card_day_total if card_day == day else 0
 
 
+@micropython.native
 def meal_total(card_day, card_meal, card_meal_total, day, meal):
     """What the card has spent in this meal period today (0 outside meal periods)."""
     if meal == 0 or card_day != day or card_meal != meal:
@@ -70,6 +80,7 @@ def meal_total(card_day, card_meal, card_meal_total, day, meal):
     return card_meal_total
 
 
+@micropython.native
 def pin_reason(amount, spent_day, spent_meal, per_txn_limit, meal_limit, daily_limit, offline,
                offline_ceiling, meal=1):
     """Why a payment of ``amount`` cents needs the PIN (``LIMIT_*``), or ``LIMIT_NONE``.
@@ -89,6 +100,7 @@ def pin_reason(amount, spent_day, spent_meal, per_txn_limit, meal_limit, daily_l
     return LIMIT_NONE
 
 
+@micropython.native
 def credit_allowance(credit_wallet, credit_limit, credit_auto_after_s, now, network_down_since):
     """How far below zero (cents) the purse may go now: ``credit_limit`` when the credit
     wallet is on, by parameter or because the network has been down ``credit_auto_after_s``
@@ -100,6 +112,7 @@ def credit_allowance(credit_wallet, credit_limit, credit_auto_after_s, now, netw
     return 0
 
 
+@micropython.native
 def validity(now, valid_from, valid_until):
     """``VALID``, ``EXPIRED`` (after ``valid_until``) or ``NOT_YET_VALID`` (before ``valid_from``)."""
     if now > valid_until:
@@ -109,17 +122,20 @@ def validity(now, valid_from, valid_until):
     return VALID
 
 
+@micropython.native
 def type_accepted(accepted_types, card_type):
     """True when bit ``card_type`` of the merchant's ``accepted_types`` mask is set."""
     return 0 < card_type < 31 and (accepted_types >> card_type) & 1 == 1
 
 
+@micropython.native
 def offline_cap_ok(offline_spend, amount, offline_cap):
     """True while the card's offline spending since it was last seen online, plus this
     payment, stays within ``offline_cap`` cents (0 means no cap)."""
     return offline_cap <= 0 or offline_spend + amount <= offline_cap
 
 
+@micropython.native
 def is_double_tap(now, last_time, gap_s):
     """True when a debit at ``now`` follows the same card's last debit within ``gap_s`` seconds."""
     return last_time != 0 and gap_s > 0 and 0 <= now - last_time < gap_s

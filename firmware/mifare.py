@@ -28,6 +28,11 @@ Errors, all :class:`ReaderError`:
 """
 
 try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
+try:
     from micropython import const
 except ImportError:
     from protocol.compat import const
@@ -100,6 +105,7 @@ _OP_FIXED_US = (
 )
 
 
+@micropython.native
 def air_us(nbytes):
     """Microseconds one frame of ``nbytes`` bytes takes on the air at 106 kbit/s (0 for none)."""
     if nbytes <= 0:
@@ -107,6 +113,7 @@ def air_us(nbytes):
     return (nbytes * 9 + _FRAME_BITS) * _BIT_PS // 1000000
 
 
+@micropython.native
 def card_io_time_us(op, tx_bytes, rx_bytes):
     """Modelled time of one card command: air time of its bytes plus the card's own time."""
     return air_us(tx_bytes) + air_us(rx_bytes) + _OP_FIXED_US[op]
@@ -145,11 +152,13 @@ class Reader:
         self.card_ios = 0
         self.card_io_us = 0
 
+    @micropython.native
     def reset_counters(self):
         self.commands = 0
         self.card_ios = 0
         self.card_io_us = 0
 
+    @micropython.native
     def _card_io(self, op, tx_bytes, rx_bytes):
         """Account one card command (see the time model at the top of this module); the same
         sum as :func:`card_io_time_us`, without its calls (drivers do this per command)."""
@@ -161,6 +170,7 @@ class Reader:
             t += (rx_bytes * 9 + _FRAME_BITS) * _BIT_PS // 1000000
         self.card_io_us += t
 
+    @micropython.native
     def _select_io(self, uid_len):
         """Account a whole REQA + anticollision + select sequence for a ``uid_len``-byte UID."""
         self._card_io(OP_SELECT, 1, 2)
@@ -168,13 +178,16 @@ class Reader:
             self._card_io(OP_SELECT, 2, 5)
             self._card_io(OP_SELECT, 9, 3)
 
+    @micropython.native
     def _missing(self, name):
         return NotImplementedError("%s.%s() is not implemented" % (type(self).__name__, name))
 
+    @micropython.native
     def init(self):
         """Set the chip up (reset, SAM configuration, RF settings); raises ReaderError."""
         raise self._missing("init")
 
+    @micropython.native
     def select(self, uid_buf):
         """Poll for ONE card; write its UID into ``uid_buf`` (len >= 7).
 
@@ -182,6 +195,7 @@ class Reader:
         """
         raise self._missing("select")
 
+    @micropython.native
     def auth(self, block, key_type, key, uid_mv):
         """Authenticate ``block``'s sector with ``key`` (6 bytes) as KEY_A or KEY_B.
 
@@ -190,34 +204,42 @@ class Reader:
         """
         raise self._missing("auth")
 
+    @micropython.native
     def read_block(self, block, out_buf):
         """Read 16 bytes of ``block`` into ``out_buf`` (bytearray or memoryview)."""
         raise self._missing("read_block")
 
+    @micropython.native
     def write_block(self, block, data):
         """Write 16 bytes of ``data`` to ``block``."""
         raise self._missing("write_block")
 
+    @micropython.native
     def decrement(self, block, amount):
         """Load value block ``block`` minus ``amount`` into the card's transfer buffer."""
         self._value(_MF_DECREMENT, block, amount)
 
+    @micropython.native
     def increment(self, block, amount):
         """Load value block ``block`` plus ``amount`` into the card's transfer buffer."""
         self._value(_MF_INCREMENT, block, amount)
 
+    @micropython.native
     def restore(self, block):
         """Load value block ``block`` unchanged into the card's transfer buffer."""
         self._value(_MF_RESTORE, block, 0)
 
+    @micropython.native
     def _value(self, cmd, block, amount):
         """Send the two-step value command ``cmd`` (command + block, then the 4-byte operand)."""
         raise self._missing("_value")
 
+    @micropython.native
     def transfer(self, block):
         """Write the card's transfer buffer to ``block``."""
         raise self._missing("transfer")
 
+    @micropython.native
     def halt(self):
         """Put the card to HALT (it stops answering until it leaves the field or a WUPA)."""
         raise self._missing("halt")

@@ -18,6 +18,11 @@ Usage::
     app.poll()                       # the reader is polled; a card on it is served
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 from firmware import limits, pos_pin, texts, ui
 from firmware.journal import JournalFull
 from firmware.mifare import ReaderError
@@ -90,17 +95,21 @@ class Pos:
 
     # -- outside world --------------------------------------------------------------------
 
+    @micropython.native
     def set_network_down_since(self, t):
         """The sync client reports the network down since UTC ``t`` (0: up again)."""
         self._down_since = t
 
+    @micropython.native
     def set_unauthorised_offline(self, flag):
         """The sync client reports the terminal kept offline by hand: records say so."""
         self._unauthorised = flag
 
+    @micropython.native
     def _show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
         self.display.show(tid, arg, tid2, arg2, tid3, arg3)
 
+    @micropython.native
     def _idle(self):
         self.state = S_IDLE
         self.amount = 0
@@ -110,12 +119,14 @@ class Pos:
         self._pin_ok = False
         self._confirmed = False
 
+    @micropython.native
     def _bind(self, src):
         """Remember card ``src`` (purse.uid_mv) in ``self._uid``."""
         n = len(src)
         self._uid[:n] = src
         self._uid[7] = n
 
+    @micropython.native
     def _same(self, buf):
         p = self.purse
         n = buf[7]
@@ -128,6 +139,7 @@ class Pos:
 
     # -- keypad -----------------------------------------------------------------------------
 
+    @micropython.native
     def key(self, ev):
         kind = ev[0]
         value = ev[1]
@@ -170,6 +182,7 @@ class Pos:
 
     # -- the tap ------------------------------------------------------------------------------
 
+    @micropython.native
     def poll(self, expected=False):
         """Poll the reader once and serve the card on it; ``expected``: say so if none is there."""
         p = self.purse
@@ -202,6 +215,7 @@ class Pos:
         except ReaderError:
             self._tap_again()
 
+    @micropython.native
     def _apply_loads(self):
         """Apply the loads waiting for the card in the field, in order; False if the journal
         filled up on the way (the rest wait for the next tap)."""
@@ -219,12 +233,14 @@ class Pos:
             self._pend_seq = 0
         return True
 
+    @micropython.native
     def _tap_again(self):
         if self._pend_seq:
             self._show(texts.T_TAP_AGAIN, None, texts.T_SALE_PENDING)
         else:
             self._show(texts.T_TAP_AGAIN)
 
+    @micropython.native
     def _serve(self):
         p = self.purse
         st = self.state
@@ -270,6 +286,7 @@ class Pos:
         else:
             pos_pin.change_pin(self)
 
+    @micropython.native
     def _finish_tap(self, tid, arg=None, tid2=0, arg2=None):
         """End of a tap that needs nothing more from this card: show, back to idle."""
         p = self.purse
@@ -282,11 +299,13 @@ class Pos:
         self._done_card()
         self._idle()
 
+    @micropython.native
     def _refuse(self, tid, arg=None, tid2=0):
         """Refuse this card, or ask for keys: until it leaves the reader it is not served again."""
         self._show(tid, arg, tid2)
         self._done_card()
 
+    @micropython.native
     def _done_card(self):
         p = self.purse
         self._done[:p.uid_len] = p.uid_mv
@@ -294,9 +313,11 @@ class Pos:
 
     # -- journal ----------------------------------------------------------------------------
 
+    @micropython.native
     def _room(self, n):
         return not self._held and self.journal.unacked_count() + n <= self.journal_max
 
+    @micropython.native
     def _pending(self, rtype, amount, flags):
         """Name the money transaction about to touch the card (its record's journal seq)."""
         self._bind(self.purse.uid_mv)
@@ -305,6 +326,7 @@ class Pos:
         self._pend_amount = amount
         self._pend_flags = flags
 
+    @micropython.native
     def _log(self, rtype, flags, out, aux=0, aux2=0, meal=0):
         """Journal an outcome as a signed record (held in RAM if the journal refuses it)."""
         p = self.purse
@@ -319,6 +341,7 @@ class Pos:
                         aux2, meal)
         self._append()
 
+    @micropython.native
     def _append(self):
         # The card is already written: a record the journal refuses is held (no card is
         # written again until it is stored: _room() is False meanwhile).
@@ -329,12 +352,14 @@ class Pos:
             self._held = True
         return not self._held
 
+    @micropython.native
     def retry_held(self):
         """Try again to journal a held record; True when nothing is held any more."""
         return self._append() if self._held else True
 
     # -- repair ---------------------------------------------------------------------------
 
+    @micropython.native
     def _repair(self):
         """Finish this card's interrupted transaction; False when that completed the sale."""
         p = self.purse
@@ -360,11 +385,13 @@ class Pos:
         self._pend_seq = 0  # it never reached the card (or another terminal finished the load)
         return True
 
+    @micropython.native
     def _mine(self, out):
         if self._pend_type == rec.LOAD:
             return out.orig_terminal == 0 and out.orig_seq == self._pend_aux
         return out.orig_terminal == self.terminal_id and out.orig_seq == self._pend_seq
 
+    @micropython.native
     def _completed(self, out):
         if self._pend_type == rec.LOAD:
             self._log(rec.LOAD, 0, out, self._pend_aux, self._pend_aux2)
@@ -374,6 +401,7 @@ class Pos:
 
     # -- sale -----------------------------------------------------------------------------
 
+    @micropython.native
     def _sale(self):
         p = self.purse
         prm = self.params
@@ -420,6 +448,7 @@ class Pos:
         self._pend_seq = 0
         self._paid(out, flags)
 
+    @micropython.native
     def _paid(self, out, flags):
         p = self.purse
         prm = self.params

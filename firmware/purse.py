@@ -18,6 +18,11 @@ Usage::
 The returned :class:`Outcome` is one object per purse, overwritten by the next operation.
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 from firmware.card_id import (  # noqa: F401 - REJECT_* and CardRejected are part of this API
     REJECT_IDENTITY_MAC,
     REJECT_NOT_PERSONALISED,
@@ -72,6 +77,7 @@ class Outcome:
     def __init__(self):
         self.set(0, 0, 0, 0, 0, 0, 0, 0)
 
+    @micropython.native
     def set(self, kind, amount, before, after, counter, orig_terminal, orig_seq, txn_seq):
         self.kind = kind
         self.amount = amount
@@ -84,6 +90,7 @@ class Outcome:
         self.credit_used = after < 0
         return self
 
+    @micropython.native
     def __repr__(self):
         return "Outcome(kind=%d, amount=%d, %d->%d, counter=%d, orig=%d/%d)" % (
             self.kind, self.amount, self.balance_before, self.balance_after, self.counter,
@@ -137,6 +144,7 @@ class Purse:
 
     # -- card access ------------------------------------------------------------------------
 
+    @micropython.native
     def _keys(self):
         n = self.uid_len
         if same_uid(self._key_uid, self.uid, n):
@@ -149,6 +157,7 @@ class Purse:
         self._pk = crypto.purse_mac_key(cm, uid)
         keep_uid(self._key_uid, self.uid, n)
 
+    @micropython.native
     def _auth(self, sector, key_type):
         # Key B on the purse sector may do everything key A may: no second authentication.
         if self._auth_sector == sector and (self._auth_type == key_type or self._auth_type == KEY_B):
@@ -164,12 +173,14 @@ class Purse:
         self._auth_sector = sector
         self._auth_type = key_type
 
+    @micropython.native
     def _read3(self, block, mv):
         r = self.reader
         r.read_block(block, mv[0:16])
         r.read_block(block + 1, mv[16:32])
         r.read_block(block + 2, mv[32:48])
 
+    @micropython.native
     def _value(self, block):
         """Read a value block; ``None`` if it is not a value block holding the primary's address."""
         mv = self._rmv[96:112]
@@ -180,6 +191,7 @@ class Purse:
             return None
         return value if addr == _B_BALANCE else None
 
+    @micropython.native
     def _write_slot(self, slot, st):
         """Write ``st`` into ``slot``; on success it becomes that slot's object and current."""
         cl.encode_state_into(self._buf, st, self._pk, self.uid_mv)
@@ -196,26 +208,31 @@ class Purse:
         self._cur = slot
         self.state = st
 
+    @micropython.native
     def _write_next(self, st):
         """Write the new state ``st`` into the other slot, one generation on."""
         st.gen = cl.next_gen(self.state.gen)
         self._write_slot(1 - self._cur, st)
 
+    @micropython.native
     def _copy(self, src, dst):
         self.reader.restore(src)
         self.reader.transfer(dst)
 
+    @micropython.native
     def _lost(self):
         """A reader error mid-operation: the card must be read again before the next write."""
         self._ready = False
         self._auth_sector = -1
 
+    @micropython.native
     def _reject(self, code, what):
         self._lost()
         raise CardRejected(code, "card %s: %s" % (cl.uid_hex(self.uid_mv), what))
 
     # -- read and classify --------------------------------------------------------------------
 
+    @micropython.native
     def read(self):
         """Select the card, read and verify identity (``firmware.card_id``), purse and both state
         slots; sets ``torn``. The load register is read with them when ``loads`` says a load
@@ -230,10 +247,11 @@ class Purse:
         self.torn = False
         try:
             return self._read()
-        except ReaderError:
+        except ReaderError as e:
             self._lost()
-            raise
+            raise e
 
+    @micropython.native
     def _read(self):
         c = self.card
         n = c.select()
@@ -265,6 +283,7 @@ class Purse:
         self._ready = True
         return n
 
+    @micropython.native
     def _slot(self, i):
         """Slot ``i``'s state, its MAC checked on first use; None if the MAC fails."""
         vs = self._vs[i]
@@ -277,6 +296,7 @@ class Purse:
             self._vs[i] = vs
         return self._slots[i] if vs == _VALID else None
 
+    @micropython.native
     def _register(self):
         """The load register's sequence, read and its MAC checked on first use; -1 if the MAC
         fails.
@@ -295,6 +315,7 @@ class Purse:
         return self._reg
 
     @property
+    @micropython.native
     def load_seq(self):
         """Sequence of the last server load applied to the card (read from the card and its MAC
         checked on first use: one card command, so ask only when a load is waiting).
@@ -309,9 +330,11 @@ class Purse:
             self._load_seq = reg
         return self._load_seq
 
+    @micropython.native
     def _prev(self):
         return self._slot(1 - self._cur)
 
+    @micropython.native
     def _classify(self, p, b):
         """Compare value blocks and slots (checking MACs only as far as needed); plan the repair."""
         raw = self._rmv
@@ -356,6 +379,7 @@ class Purse:
 
     # -- repair -----------------------------------------------------------------------------
 
+    @micropython.native
     def _check_ready(self):
         if not self._ready:
             raise PurseError("read the card first (no card read, or the last operation was interrupted)")
@@ -363,6 +387,7 @@ class Purse:
             raise PurseError("card %s has an interrupted transaction: resolve_torn() first"
                              % cl.uid_hex(self.uid_mv))
 
+    @micropython.native
     def resolve_torn(self, own_txn_seq=0):
         """Complete, redo (this terminal's pending ``own_txn_seq`` debit) or roll back a torn one.
 
@@ -375,14 +400,15 @@ class Purse:
             return None
         try:
             out = self._resolve(own_txn_seq)
-        except ReaderError:
+        except ReaderError as e:
             self._lost()
-            raise
+            raise e
         self.torn = False
         self._fix_p = self._fix_b = self._fix_l = False
         self._p = self._b = self.state.balance
         return out
 
+    @micropython.native
     def _resolve(self, own):
         r = self.reader
         c = self.state
@@ -424,6 +450,7 @@ class Purse:
         self._write_slot(self._cur, st)
         return out
 
+    @micropython.native
     def committed(self, txn_seq):
         """True if the card's current state is this terminal's transaction ``txn_seq`` (done, no retry)."""
         st = self.state
@@ -431,6 +458,7 @@ class Purse:
 
     # -- transactions -----------------------------------------------------------------------
 
+    @micropython.native
     def _move(self, increment, amount):
         """Value blocks: change the primary (commit point), then copy it to the backup."""
         r = self.reader
@@ -442,6 +470,7 @@ class Purse:
         r.transfer(_B_BALANCE)
         self._copy(_B_BALANCE, _B_BACKUP)
 
+    @micropython.native
     def debit(self, amount, txn_seq, day, meal_period, credit_limit, online):
         """Take ``amount`` cents from the purse; tear-safe (see the module docstring).
 
@@ -477,12 +506,13 @@ class Purse:
         try:
             self._write_next(n)
             self._move(False, amount)
-        except ReaderError:
+        except ReaderError as e:
             self._lost()
-            raise
+            raise e
         self._p = self._b = after
         return self.outcome.set(OUT_DEBIT, amount, before, after, n.counter, self.terminal_id, txn_seq, txn_seq)
 
+    @micropython.native
     def apply_load(self, load_seq, amount, txn_seq):
         """Add a server load (``load_seq`` must follow the card's last one); repays credit first.
 
@@ -507,22 +537,24 @@ class Purse:
             self._write_next(n)
             self._move(True, amount)
             self.reader.write_block(_B_LOADS, cl.encode_load_register(load_seq, self._pk, self.uid_mv))
-        except ReaderError:
+        except ReaderError as e:
             self._lost()
-            raise
+            raise e
         self._reg = self._load_seq = load_seq
         self._p = self._b = n.balance
         return self.outcome.set(OUT_LOAD, amount, before, n.balance, n.counter, 0, load_seq, txn_seq)
 
+    @micropython.native
     def _state_only(self, st):
         try:
             self._write_next(st)
-        except ReaderError:
+        except ReaderError as e:
             self._lost()
-            raise
+            raise e
         return self.outcome.set(OUT_STATE_ONLY, 0, st.balance, st.balance, st.counter, st.txn_terminal,
                                 st.txn_seq, 0)
 
+    @micropython.native
     def update_pin_state(self, pin_retries=None, flags=None, pin_check=None):
         """State-only write: wrong-PIN count, flags, new PIN (``pin_check`` a PIN str or check int).
 
@@ -542,6 +574,7 @@ class Purse:
             n.flags = flags
         return self._state_only(n)
 
+    @micropython.native
     def pin_ok(self, pin):
         """True if ``pin`` is the card's transaction PIN (compares check values, counts nothing)."""
         if self._pk is None:
@@ -551,6 +584,7 @@ class Purse:
         except CryptoError:
             return False
 
+    @micropython.native
     def reset_offline_spend(self):
         """An online terminal clears the offline spending total (no write when already 0)."""
         self._check_ready()

@@ -13,6 +13,11 @@ Usage::
     texts.text_into(line, texts.EN, texts.T_PAID, 1250)   # appends b'Paid 12.50' to a bytearray
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 from array import array
 
 try:
@@ -195,6 +200,7 @@ _EN = (
 COUNT = const(54)
 
 
+@micropython.native
 def yuan(cents):
     """Cents as yuan with two decimals: ``1250 -> '12.50'``, ``-300 -> '-3.00'``."""
     if cents < 0:
@@ -202,6 +208,7 @@ def yuan(cents):
     return "%d.%02d" % (cents // 100, cents % 100)
 
 
+@micropython.native
 def _index(blob):
     """Start offsets of the ``COUNT`` texts in ``blob`` (text n starts after the n-th newline)."""
     at = array("H", bytes(2 * (COUNT + 1)))
@@ -223,12 +230,14 @@ _BLOBS = (_ZH, _EN)
 _ATS = (_ZH_AT, _EN_AT)
 
 
+@micropython.native
 def _digits_into(buf, n):
     if n >= 10:
         _digits_into(buf, n // 10)
     buf.append(48 + n % 10)
 
 
+@micropython.native
 def yuan_into(buf, cents):
     """Append ``cents`` as yuan with two decimals to the bytearray ``buf`` (no str made)."""
     if cents < 0:
@@ -240,6 +249,7 @@ def yuan_into(buf, cents):
     buf.append(48 + cents % 10)
 
 
+@micropython.native
 def text_into(buf, lang, tid, arg=None):
     """Append text ``tid`` of ``lang`` (``ZH``/``EN``) to the bytearray ``buf``, its ``%s``
     filled with ``arg``: an int is an amount in cents (shown as yuan), a str goes as it is.
@@ -267,6 +277,7 @@ def text_into(buf, lang, tid, arg=None):
     buf.extend(mv[mark + 2:end])
 
 
+@micropython.native
 def _fill(lang, tid, arg):
     if isinstance(arg, int):
         arg = yuan(arg)
@@ -279,11 +290,13 @@ def _fill(lang, tid, arg):
     return text % (arg,)
 
 
+@micropython.native
 def zh(tid, arg=None):
     """The Chinese text ``tid`` with its argument filled in (an int: cents, shown as yuan)."""
     return _fill(ZH, tid, arg)
 
 
+@micropython.native
 def en(tid, arg=None):
     """The English text ``tid`` with its argument filled in (simulator console)."""
     return _fill(EN, tid, arg)

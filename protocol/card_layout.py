@@ -30,6 +30,11 @@ Usage::
     value, addr = cl.decode_value_block(blk)
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 import struct
 
 from protocol import crypto
@@ -93,14 +98,17 @@ _SECTOR_ACCESS = {
 }
 
 
+@micropython.native
 def sector_of(block):
     return block // 4
 
 
+@micropython.native
 def trailer_block(sector):
     return sector * 4 + 3
 
 
+@micropython.native
 def _check_len(data, n, what):
     if len(data) != n:
         raise CardFormatError("%s must be %d bytes, got %d" % (what, n, len(data)))
@@ -109,6 +117,7 @@ def _check_len(data, n, what):
 # --- value blocks -----------------------------------------------------------------------
 
 
+@micropython.native
 def encode_value_block_into(buf, value, addr):
     """Write the NXP value block (value, ~value, value, addr, ~addr, addr, ~addr) into ``buf``."""
     if not -0x80000000 <= value <= 0x7FFFFFFF:
@@ -118,12 +127,14 @@ def encode_value_block_into(buf, value, addr):
     struct.pack_into("<iiiBBBB", buf, 0, value, ~value, value, addr, addr ^ 0xFF, addr, addr ^ 0xFF)
 
 
+@micropython.native
 def encode_value_block(value, addr):
     buf = bytearray(16)
     encode_value_block_into(buf, value, addr)
     return bytes(buf)
 
 
+@micropython.native
 def decode_value_block(block):
     """Return ``(value, addr)`` of a value block; ``CardFormatError`` if any copy disagrees."""
     _check_len(block, 16, "value block")
@@ -138,6 +149,7 @@ def decode_value_block(block):
 # --- sector trailers --------------------------------------------------------------------
 
 
+@micropython.native
 def encode_access_bits(c0, c1, c2, c3):
     """Bytes 6-8 of a trailer for the access conditions of blocks 0-2 and the trailer."""
     conds = (c0, c1, c2, c3)
@@ -152,6 +164,7 @@ def encode_access_bits(c0, c1, c2, c3):
     return bytes((b6, b7, b8))
 
 
+@micropython.native
 def decode_access_bits(bits):
     """The four conditions (blocks 0-2, trailer) of trailer bytes 6-8, checked for consistency."""
     _check_len(bits, 3, "access bits")
@@ -169,12 +182,14 @@ def decode_access_bits(bits):
     return tuple(out)
 
 
+@micropython.native
 def encode_trailer(key_a, key_b, access, gpb=0x69):
     _check_len(key_a, 6, "key A")
     _check_len(key_b, 6, "key B")
     return bytes(key_a) + encode_access_bits(*access) + bytes([gpb]) + bytes(key_b)
 
 
+@micropython.native
 def sector_trailer(card_master, uid, sector):
     """The personalised trailer of a card sector: diversified keys and the sector's access bits."""
     ka = crypto.card_sector_key(card_master, uid, sector, crypto.KEY_A)
@@ -182,6 +197,7 @@ def sector_trailer(card_master, uid, sector):
     return encode_trailer(ka, kb, _SECTOR_ACCESS[sector])
 
 
+@micropython.native
 def sector_access(sector):
     return _SECTOR_ACCESS[sector]
 
@@ -200,25 +216,31 @@ class Identity:
         self.valid_until = valid_until
         self.version = version
 
+    @micropython.native
     def type_name(self):
         t = self.card_type
         return CARD_TYPE_NAMES[t] if 0 < t < len(CARD_TYPE_NAMES) else "unknown"
 
+    @micropython.native
     def __eq__(self, other):
         return isinstance(other, Identity) and self.fields() == other.fields()
 
+    @micropython.native
     def fields(self):
         return (self.card_no, self.holder_id, self.card_type, self.valid_from, self.valid_until, self.version)
 
+    @micropython.native
     def __repr__(self):
         return "Identity(%d, %r, %s, %d..%d)" % (
             self.card_no, self.holder_id, self.type_name(), self.valid_from, self.valid_until)
 
 
+@micropython.native
 def _identity_mac(issuer_key, uid, blocks32):
     return crypto.hmac_sha256(issuer_key, bytes(uid) + bytes(blocks32))[:16]
 
 
+@micropython.native
 def encode_identity(ident, issuer_key, uid):
     """Blocks 4, 5 and 6 (48 bytes): identity, holder id and the issuer MAC bound to the UID."""
     if not CARD_STAFF <= ident.card_type <= CARD_TEMPORARY:
@@ -236,6 +258,7 @@ def encode_identity(ident, issuer_key, uid):
     return bytes(buf)
 
 
+@micropython.native
 def decode_identity(data, issuer_key, uid):
     """Parse blocks 4-6; ``CardFormatError`` if the issuer MAC does not match this UID."""
     _check_len(data, 48, "identity sector")
@@ -282,16 +305,20 @@ class PurseState:
         self.txn_terminal = 0
         self.txn_seq = 0
 
+    @micropython.native
     def copy_from(self, other):
         for name in _STATE_FIELDS:
             setattr(self, name, getattr(other, name))
 
+    @micropython.native
     def fields(self):
         return tuple(getattr(self, name) for name in _STATE_FIELDS)
 
+    @micropython.native
     def __eq__(self, other):
         return isinstance(other, PurseState) and self.fields() == other.fields()
 
+    @micropython.native
     def __repr__(self):
         return "PurseState(counter=%d, balance=%d, day=%d/%d, meal=%d/%d, credit=%d, offline=%d)" % (
             self.counter, self.balance, self.day, self.day_total, self.meal_period, self.meal_total,
@@ -302,10 +329,12 @@ _STATE_FIELDS = ("flags", "pin_retries", "counter", "balance", "day", "day_total
                  "gen", "meal_total", "credit_used", "offline_spend", "pin_check", "txn_terminal", "txn_seq")
 
 
+@micropython.native
 def _state_mac(purse_key, uid, body):
     return crypto.hmac_sha256(purse_key, bytes(uid) + bytes(body))[:8]
 
 
+@micropython.native
 def encode_state_into(buf, st, purse_key, uid):
     """Write the 48-byte slot (three blocks) for ``st`` into ``buf``, MAC bound to UID and counter."""
     if st.pin_retries > 15 or st.flags & 0x0F or st.meal_period > 15 or not 0 <= st.gen <= 15:
@@ -317,12 +346,14 @@ def encode_state_into(buf, st, purse_key, uid):
     mv[_STATE_MAC:STATE_SIZE] = _state_mac(purse_key, uid, mv[:_STATE_MAC])
 
 
+@micropython.native
 def encode_state(st, purse_key, uid):
     buf = bytearray(STATE_SIZE)
     encode_state_into(buf, st, purse_key, uid)
     return bytes(buf)
 
 
+@micropython.native
 def decode_state_into(st, data, purse_key, uid):
     """Fill ``st`` from a 48-byte slot; ``CardFormatError`` if its MAC fails (torn or forged)."""
     _check_len(data, STATE_SIZE, "purse state")
@@ -338,6 +369,7 @@ def decode_state_into(st, data, purse_key, uid):
     return st
 
 
+@micropython.native
 def newer_slot(gen0, gen1):
     """Index (0 or 1) of the newer of two valid slots from their 4-bit write generations.
 
@@ -347,19 +379,23 @@ def newer_slot(gen0, gen1):
     return 1 if (gen1 - gen0) & 0x0F == 1 else 0
 
 
+@micropython.native
 def next_gen(gen):
     return (gen + 1) & 0x0F
 
 
+@micropython.native
 def state_gen(data):
     """Write generation of a raw slot, read before its MAC is checked: which slot to verify first."""
     return data[_GEN_BYTE] >> 4
 
 
+@micropython.native
 def decode_state(data, purse_key, uid):
     return decode_state_into(PurseState(), data, purse_key, uid)
 
 
+@micropython.native
 def pin_check_int(purse_key, uid, pin):
     """The ``pin_check`` field of the purse state for ``pin``: its check value as an integer."""
     return struct.unpack("<I", crypto.pin_check_value(purse_key, uid, pin))[0]
@@ -368,6 +404,7 @@ def pin_check_int(purse_key, uid, pin):
 # --- load register ----------------------------------------------------------------------
 
 
+@micropython.native
 def encode_load_register(last_seq, purse_key, uid):
     """Block 10: the sequence number of the last server load applied to this card, MAC'd."""
     buf = bytearray(16)
@@ -376,6 +413,7 @@ def encode_load_register(last_seq, purse_key, uid):
     return bytes(buf)
 
 
+@micropython.native
 def decode_load_register(block, purse_key, uid):
     _check_len(block, 16, "load register")
     mv = memoryview(block)
@@ -385,10 +423,12 @@ def decode_load_register(block, purse_key, uid):
     return struct.unpack_from("<I", block, 0)[0]
 
 
+@micropython.native
 def _hex(data):
     return "".join("%02X" % b for b in data)
 
 
+@micropython.native
 def uid_hex(uid):
     """Upper-case hex of a UID, as shown to users (``04A1B2C3``)."""
     return _hex(uid)

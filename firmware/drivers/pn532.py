@@ -40,6 +40,11 @@ Quirk                     the PN532 lists a card that is still on the reader aga
 """
 
 try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
+try:
     from micropython import const
 except ImportError:
     from protocol.compat import const
@@ -135,6 +140,7 @@ _ERRORS = (
 )
 
 
+@micropython.native
 def _error_text(code):
     for c, text in _ERRORS:
         if c == code:
@@ -178,22 +184,27 @@ class PN532(Reader):
 
     # -- bus, overridden per host interface ------------------------------------------------
 
+    @micropython.native
     def _wakeup(self):
         pass
 
+    @micropython.native
     def _write_frame(self, mv):
         raise self._missing("_write_frame")
 
+    @micropython.native
     def _recv(self, buf, nbytes, start, timeout_ms):
         """Read up to ``nbytes`` of what the chip has sent (at least one byte) into ``buf``;
         returns the count, or 0 if nothing came ``timeout_ms`` after ``start``."""
         raise self._missing("_recv")
 
+    @micropython.native
     def _drain(self):
         """Throw away bytes left over from an earlier exchange."""
 
     # -- frames ------------------------------------------------------------------------------
 
+    @micropython.native
     def _need(self, k, start, timeout_ms):
         """True once ``_rb`` holds ``k`` unread bytes; False if they did not come in time."""
         rb = self._rb
@@ -214,11 +225,13 @@ class PN532(Reader):
                 return False
         return True
 
+    @micropython.native
     def _discard(self):
         """Drop what was read but not parsed, and what waits on the line."""
         self._rp = self._rn = 0
         self._drain()
 
+    @micropython.native
     def _read_frame(self, timeout_ms):
         """Read one frame: LEN of TFI + data (at ``_rb[_d:]``), or _GOT_ACK/_GOT_NACK/_GOT_NOTHING."""
         start = ticks_ms()
@@ -266,15 +279,16 @@ class PN532(Reader):
         self._d = p
         return ln
 
+    @micropython.native
     def _answer(self, code, timeout_ms):
         """Read the answer frame the hard way: NACK a damaged one (twice), abort on time-out."""
         nacks = 0
         while True:
             try:
                 got = self._read_frame(timeout_ms)
-            except FrameError:
+            except FrameError as e:
                 if nacks == _NACK_TRIES:
-                    raise
+                    raise e
                 nacks += 1
                 self._discard()
                 self._write_frame(_NACK_FRAME)  # ask for the answer again (section 6.2.1.4)
@@ -284,10 +298,12 @@ class PN532(Reader):
             if got >= 0:
                 return got
 
+    @micropython.native
     def _no_answer(self, code, timeout_ms):
         self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
         return Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
 
+    @micropython.native
     def _send_command(self, code, n, expect=_RX_MAX, timeout_ms=_TIMEOUT_MS):
         """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
 
@@ -360,9 +376,14 @@ class PN532(Reader):
                 raise self._no_answer(code, timeout_ms)
         ln = rb[p + 3]
         end = p + 5 + ln  # the DCS
-        if (end < rn and rb[p + 2] == 0xFF and rb[p + 1] == 0x00 and rb[p] == 0x00
-                and (ln + rb[p + 4]) & 0xFF == 0 and 0 < ln <= _RX_MAX
-                and sum(self._rbmv[p + 5 : end + 1]) & 0xFF == 0):
+        whole = (end < rn and rb[p + 2] == 0xFF and rb[p + 1] == 0x00 and rb[p] == 0x00
+                 and (ln + rb[p + 4]) & 0xFF == 0 and 0 < ln <= _RX_MAX)
+        if whole:
+            total = 0  # TFI + data + DCS: a loop, no slice (native code allocates slice objects)
+            for i in range(p + 5, end + 1):
+                total += rb[i]
+            whole = total & 0xFF == 0
+        if whole:
             got = ln
             d = p + 5
             self._d = d
@@ -385,6 +406,7 @@ class PN532(Reader):
         self._stale = self._rp != self._rn
         return got - 2
 
+    @micropython.native
     def command(self, code, data=b"", timeout=_TIMEOUT_MS):
         """Send ``code`` with parameter bytes ``data``; returns the answer data (a memoryview
         into the receive buffer, valid until the next command)."""
@@ -396,6 +418,7 @@ class PN532(Reader):
         m = self._send_command(code, n, _RX_MAX, timeout)
         return self._data(0, m)
 
+    @micropython.native
     def _data(self, skip, m):
         """The last answer's data after its first ``skip`` bytes, up to its ``m`` bytes."""
         d = self._d + 2
@@ -403,6 +426,7 @@ class PN532(Reader):
 
     # -- chip commands -----------------------------------------------------------------------
 
+    @micropython.native
     def get_firmware_version(self):
         """(IC, Ver, Rev, Support): (0x32, 1, 6, 7) for a PN532 v1.6."""
         d = self.command(_CMD_GET_FIRMWARE_VERSION)
@@ -410,6 +434,7 @@ class PN532(Reader):
             raise FrameError("firmware version: expected 4 bytes, got %d" % len(d))
         return d[0], d[1], d[2], d[3]
 
+    @micropython.native
     def sam_configuration(self, mode=1, timeout=0, irq=0):
         """Mode 1 = normal (no SAM); also takes the chip out of its power-on low-battery mode."""
         self._tx[_P] = mode
@@ -417,6 +442,7 @@ class PN532(Reader):
         self._tx[_P + 2] = irq
         self._send_command(_CMD_SAM_CONFIGURATION, 3, 2)
 
+    @micropython.native
     def rf_configuration(self, item, data):
         """RFConfiguration ``item`` with its configuration bytes ``data``."""
         self._tx[_P] = item
@@ -424,13 +450,16 @@ class PN532(Reader):
             self._tx[_P + 1 + i] = data[i]
         self._send_command(_CMD_RF_CONFIGURATION, 1 + len(data), 2)
 
+    @micropython.native
     def set_passive_retries(self, retries):
         """How often InListPassiveTarget retries before it answers "no target" (0xFF: forever)."""
         self.rf_configuration(_RF_MAX_RETRIES, (0xFF, 0x01, retries))
 
+    @micropython.native
     def rf_field(self, on):
         self.rf_configuration(_RF_FIELD, (0x01 if on else 0x00,))
 
+    @micropython.native
     def in_list_passive_target(self, max_tg=1, brty=0, initiator_data=b""):
         """List up to ``max_tg`` targets; returns the answer (NbTg, then per target its data)."""
         self._tx[_P] = max_tg
@@ -440,6 +469,7 @@ class PN532(Reader):
         m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _RX_MAX, _POLL_TIMEOUT_MS)
         return self._data(0, m)
 
+    @micropython.native
     def in_data_exchange(self, tg, data, timeout=_TIMEOUT_MS):
         """Send ``data`` to target ``tg``; returns its answer, raises PN532Error on a status."""
         n = len(data)
@@ -454,12 +484,14 @@ class PN532(Reader):
             raise PN532Error(status)
         return self._data(1, m)
 
+    @micropython.native
     def in_release(self, tg=0):
         """Release target ``tg`` (0: all); returns the status byte."""
         self._tx[_P] = tg
         m = self._send_command(_CMD_IN_RELEASE, 1, 3)
         return self._rb[self._d + 2] if m else 0
 
+    @micropython.native
     def diagnose_line(self, n=16):
         """Communication line test: the chip echoes ``n`` bytes; True if they come back intact."""
         self._tx[_P] = 0x00
@@ -471,6 +503,7 @@ class PN532(Reader):
 
     # -- firmware.mifare.Reader --------------------------------------------------------------
 
+    @micropython.native
     def init(self):
         self._wakeup()
         self.sam_configuration()
@@ -479,6 +512,7 @@ class PN532(Reader):
             raise ReaderError("not a PN532: IC 0x%02x (firmware %d.%d)" % (ic, ver, rev))
         self.set_passive_retries(_PASSIVE_RETRIES)
 
+    @micropython.native
     def select(self, uid_buf):
         self._tx[_P] = 1  # MaxTg
         self._tx[_P + 1] = 0  # 106 kbps type A
@@ -502,6 +536,7 @@ class PN532(Reader):
         self._select_io(n)
         return n
 
+    @micropython.native
     def _mifare(self, op, n, block):
         """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count
         (the data start at ``_rb[_d + 3]``)."""
@@ -513,6 +548,7 @@ class PN532(Reader):
             return m - 1
         raise self._card_error(op, block, m)
 
+    @micropython.native
     def _card_error(self, op, block, m):
         """The error for an InDataExchange answer of ``m`` bytes without status 0."""
         if m < 1:
@@ -526,6 +562,7 @@ class PN532(Reader):
             return CardIOError("card refused the command on block %d (NAK, PN532 error 0x14)" % block)
         return CardIOError("block %d: PN532 error 0x%02x: %s" % (block, status, _error_text(status)))
 
+    @micropython.native
     def auth(self, block, key_type, key, uid_mv):
         if key_type != KEY_A and key_type != KEY_B:
             raise ValueError("key type must be KEY_A (0x60) or KEY_B (0x61), got 0x%02x" % key_type)
@@ -541,6 +578,7 @@ class PN532(Reader):
         tx[_P + 12] = uid_mv[-1]
         self._mifare(OP_AUTH, 12, block)
 
+    @micropython.native
     def read_block(self, block, out_buf):
         self._tx[_P + 1] = _MF_READ
         self._tx[_P + 2] = block
@@ -550,6 +588,7 @@ class PN532(Reader):
         d = self._d + 3
         out_buf[0:16] = self._rbmv[d : d + 16]
 
+    @micropython.native
     def write_block(self, block, data):
         if len(data) != 16:
             raise ValueError("block data must be 16 bytes, got %d" % len(data))
@@ -559,6 +598,7 @@ class PN532(Reader):
         tx[_P + 3 : _P + 19] = data
         self._mifare(OP_WRITE, 18, block)
 
+    @micropython.native
     def _value(self, cmd, block, amount):
         if amount < 0 or amount > 0x7FFFFFFF:
             raise ValueError("amount %d out of range 0..2**31-1" % amount)
@@ -571,11 +611,13 @@ class PN532(Reader):
         tx[_P + 6] = amount >> 24
         self._mifare(OP_VALUE, 6, block)
 
+    @micropython.native
     def transfer(self, block):
         self._tx[_P + 1] = _MF_TRANSFER
         self._tx[_P + 2] = block
         self._mifare(OP_TRANSFER, 2, block)
 
+    @micropython.native
     def halt(self):
         """Release the target: the PN532 halts the card (HLTA)."""
         if self._tg:
@@ -598,12 +640,14 @@ class PN532_UART(PN532):
         super().__init__()
         self._uart = uart
         self._wait = getattr(uart, "wait", None)
-        self._write_frame = uart.write  # type: ignore[method-assign]  # a frame is one write
+        self._write_frame = uart.write  # a frame is one write
 
+    @micropython.native
     def _wakeup(self):
         self._uart.write(_WAKEUP)
         sleep_ms(2)
 
+    @micropython.native
     def _recv(self, buf, nbytes, start, timeout_ms):
         while True:
             left = timeout_ms - ticks_diff(ticks_ms(), start)
@@ -615,6 +659,7 @@ class PN532_UART(PN532):
             if self._wait is None:
                 sleep_ms(1)
 
+    @micropython.native
     def _drain(self):
         uart = self._uart
         while uart.any():
