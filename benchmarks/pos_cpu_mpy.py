@@ -29,6 +29,8 @@ import json
 import os
 import sys
 
+import micropython
+
 from firmware import config, ui
 from firmware.board_unix import Clock, Display
 from firmware.drivers.pn532 import PN532_UART
@@ -38,23 +40,42 @@ from protocol import card_layout as cl
 _ROUNDS = 7
 
 
+@micropython.viper
+def _copy(dst, d: int, src, s: int, n: int):
+    """dst[d:d + n] = src[s:s + n], without a slice object."""
+    dp = ptr8(dst)  # noqa: F821 - viper built-in
+    sp = ptr8(src)  # noqa: F821
+    for i in range(n):
+        dp[d + i] = sp[s + i]
+
+
+@micropython.viper
+def _sum(buf, a: int, b: int) -> int:
+    p = ptr8(buf)  # noqa: F821
+    t = 0
+    for i in range(a, b):
+        t += p[i]
+    return t
+
+
 class Chip:
-    """A PN532 with one MIFARE Classic card on its field, answering host frames in place and
-    without allocating (its work is not the firmware's): reads, writes and the value commands
-    change the card's 64 blocks as the card would; authentication always succeeds."""
+    """A PN532 with one MIFARE Classic card on its field, answering host frames in place, in
+    machine code and without allocating (its work is not the firmware's): reads, writes and
+    the value commands change the card's 64 blocks as the card would; authentication always
+    succeeds."""
 
     def __init__(self, blocks, uid):
         self.blocks = bytearray(blocks)
         self.uid = uid
         self.present = True
         self._out = bytearray(64)
-        self._mv = memoryview(self._out)
         self._n = 0
         self._rp = 0
         self._value = 0  # the card's transfer buffer
         self._addr = 0
         self.log = None  # a list: the frames written are kept there
 
+    @micropython.native
     def _answer(self, code, n):
         """Frame the answer ``D5 code`` + the ``n`` data bytes already at ``_out[13:]``."""
         out = self._out
@@ -64,14 +85,13 @@ class Chip:
         out[10] = (-ln) & 0xFF
         out[11] = 0xD5
         out[12] = code
-        total = 0xD5 + code
-        for i in range(13, 13 + n):
-            total += out[i]
+        total = 0xD5 + code + _sum(out, 13, 13 + n)
         out[13 + n] = (-total) & 0xFF
         out[14 + n] = 0
         self._n = 15 + n
         self._rp = 0
 
+    @micropython.native
     def _list(self):
         out = self._out
         if not self.present:
@@ -84,18 +104,19 @@ class Chip:
         out[19:19 + len(u)] = u
         self._answer(0x4B, 6 + len(u))
 
+    @micropython.native
     def _mifare(self, frame):
         out = self._out
         op = frame[8]
         b = frame[9]
         blocks = self.blocks
         if op == 0x30:  # READ
-            out[14:30] = blocks[16 * b:16 * b + 16]
+            _copy(out, 14, blocks, 16 * b, 16)
             out[13] = 0
             self._answer(0x41, 17)
             return
         if op == 0xA0:  # WRITE
-            blocks[16 * b:16 * b + 16] = frame[10:26]
+            _copy(blocks, 16 * b, frame, 10, 16)
         elif op == 0xC0 or op == 0xC1 or op == 0xC2:  # DECREMENT, INCREMENT, RESTORE
             v = int.from_bytes(blocks[16 * b:16 * b + 4], "little")
             if v >= 0x80000000:
@@ -108,6 +129,7 @@ class Chip:
         out[13] = 0
         self._answer(0x41, 1)
 
+    @micropython.native
     def write(self, frame):
         if self.log is not None:
             self.log.append(bytes(frame))
@@ -128,19 +150,22 @@ class Chip:
             self._answer(cmd + 1, 0)
         return len(frame)
 
+    @micropython.native
     def wait(self, ms):
         return self._rp < self._n
 
+    @micropython.native
     def any(self):
         return 1 if self._rp < self._n else 0
 
+    @micropython.native
     def readinto(self, buf, nbytes=None):
         k = self._n - self._rp
         if nbytes is not None and nbytes < k:
             k = nbytes
         if k <= 0:
             return None
-        buf[0:k] = self._mv[self._rp:self._rp + k]
+        _copy(buf, 0, self._out, self._rp, k)
         self._rp += k
         return k
 
