@@ -66,9 +66,13 @@ def cpu_seconds(pid: int) -> float:
     return user + system
 
 
+CARDS = ("bench0", "bench1", "bench2", "bench3")  # customers in turn: no tap finds the last card's keys
+
+
 def sell(term: TerminalProcess, console: Console, n: int) -> None:
-    card = console.card("bench")
+    cards = [console.card(name) for name in CARDS]
     for i in range(n):
+        card = cards[i % len(cards)]
         term.send("amount 100")
         console.field.place(card)
         out = term.send("poll")
@@ -81,7 +85,7 @@ def sell(term: TerminalProcess, console: Console, n: int) -> None:
 def removal_poll_commands(term: TerminalProcess, console: Console) -> int:
     """Reader commands of the poll that sees the card gone after a sale."""
     term.service("stats reset")
-    sell_one = console.card("bench")
+    sell_one = console.card(CARDS[0])
     term.send("amount 100")
     console.field.place(sell_one)
     term.send("poll")
@@ -157,7 +161,8 @@ def pty_floor(round_trips: int = 20000) -> dict[str, float]:
 
 
 def in_process_cpu(workspace: Path, card_blocks: bytes, heap: str, sales: int) -> dict[str, float]:
-    """The firmware's own CPU per sale with the chip in its process (benchmarks/pos_cpu_mpy.py)."""
+    """The firmware's own CPU per sale with the chip in its process (benchmarks/pos_cpu_mpy.py);
+    ``card_blocks``: the 64 blocks of each card, one card after the other."""
     card = workspace / "cpu-card.bin"
     card.write_bytes(card_blocks)
     proc = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", str(ROOT / "benchmarks" / "pos_cpu_mpy.py"),
@@ -184,7 +189,8 @@ def main() -> None:
                 term.service(f"param {name} {value}")
             term.service("net up")
             now = int(time.time())
-            console.new_card("bench", "04be4c01", "staff", 9_000_000, now - 86400, now + 86400 * 365)
+            for i, name in enumerate(CARDS):
+                console.new_card(name, f"04be4c{i + 1:02x}", "staff", 9_000_000, now - 86400, now + 86400 * 365)
             sell(term, console, 20)  # warm up: files open, GC settled
             term.service("stats reset")
             pid = term.pid
@@ -207,8 +213,7 @@ def main() -> None:
             split = term.stats()
         finally:
             console.close()
-        card = console.card("bench")
-        blocks = b"".join(card.block(i) for i in range(64))
+        blocks = b"".join(console.card(name).block(i) for name in CARDS for i in range(64))
         inproc = in_process_cpu(Path(tmp), blocks, term.heapsize, n)
     if sales["sales"] != n or probe["sales"] != n:
         raise SystemExit(f"expected {n} sales per pass, counted {sales['sales']} and {probe['sales']}")

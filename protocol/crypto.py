@@ -52,7 +52,7 @@ _LABEL_TERMINAL = b"campuscard/terminal-key/v1"
 # The padded key blocks of the last few keys, [key, ipad, opad] each: a terminal MACs with the
 # same keys again and again (its own key for records; during a tap, the card's issuer and
 # purse keys), and padding a key costs more than the two hashes of a short message.
-_PAD_KEYS = const(4)
+_PAD_KEYS = const(8)
 _pad_cache = [None] * (3 * _PAD_KEYS)  # type: list[bytes | None]
 _pad_next = [0]  # the entry to replace next
 
