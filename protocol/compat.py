@@ -18,3 +18,12 @@ def native(fn):
     """Identity stand-in for ``micropython.native`` on CPython (the decorator compiles a
     function to machine code on MicroPython)."""
     return fn
+
+
+def viper(fn):
+    """Identity stand-in for ``micropython.viper`` on CPython."""
+    return fn
+
+
+# Viper's byte pointer type, for annotations CPython evaluates (MicroPython compiles them away).
+ptr8 = bytearray
