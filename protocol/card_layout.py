@@ -237,7 +237,7 @@ class Identity:
 
 @micropython.native
 def _identity_mac(issuer_key, uid, blocks32):
-    return crypto.hmac_sha256(issuer_key, bytes(uid) + bytes(blocks32))[:16]
+    return crypto.hmac_sha256_2(issuer_key, uid, blocks32)[:16]
 
 
 @micropython.native
@@ -331,7 +331,7 @@ _STATE_FIELDS = ("flags", "pin_retries", "counter", "balance", "day", "day_total
 
 @micropython.native
 def _state_mac(purse_key, uid, body):
-    return crypto.hmac_sha256(purse_key, bytes(uid) + bytes(body))[:8]
+    return crypto.hmac_sha256_2(purse_key, uid, body)[:8]
 
 
 @micropython.native

@@ -18,6 +18,7 @@ try:
     import micropython
 except ImportError:
     from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+    from protocol.compat import ptr8  # CPython reads viper annotations
 
 import hashlib
 import struct
@@ -40,8 +41,8 @@ KEY_A = const(0x60)  # MIFARE AUTH A command code, also names key A
 KEY_B = const(0x61)
 
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104 "B")
-_IPAD = int.from_bytes(b"\x36" * 64, "big")
-_OPAD = int.from_bytes(b"\x5c" * 64, "big")
+_IPAD = const(0x36)
+_OPAD = const(0x5C)
 
 _LABEL_SECTOR = b"campuscard/sector-key/v1"
 _LABEL_PURSE = b"campuscard/purse-mac/v1"
@@ -50,18 +51,40 @@ _LABEL_PIN = b"campuscard/pin-check/v1"
 _LABEL_TERMINAL = b"campuscard/terminal-key/v1"
 
 # The padded key blocks of the last few keys, [key, ipad, opad] each: a terminal MACs with the
-# same keys again and again (its own key for records; during a tap, the card's issuer and
-# purse keys), and padding a key costs more than the two hashes of a short message.
+# same keys again and again (its own key for records; during a tap, the two master keys and
+# the card's issuer and purse keys), and padding a key costs more than the two hashes of a
+# short message. The pad buffers are allocated once and rewritten in place when an entry is
+# replaced: a caller uses them before its next HMAC (HmacSha256 keeps a copy).
 _PAD_KEYS = const(8)
-_pad_cache = [None] * (3 * _PAD_KEYS)  # type: list[bytes | None]
+_pad_cache = [None] * (3 * _PAD_KEYS)  # type: list[bytes | bytearray | None]
+for _i in range(0, 3 * _PAD_KEYS, 3):
+    _pad_cache[_i + 1] = bytearray(_BLOCK)
+    _pad_cache[_i + 2] = bytearray(_BLOCK)
 _pad_next = [0]  # the entry to replace next
+# A key derivation's message (label, sector, UID), built in place on MicroPython.
+_MSG = bytearray(48)
 
 
-@micropython.native
-def _xor(key, pad):
-    """The 64-byte key block XOR ``pad``, as one big-int operation (a byte loop costs ~10x)."""
-    k = int.from_bytes(bytes(key) + bytes(_BLOCK - len(key)), "big")
-    return (k ^ pad).to_bytes(_BLOCK, "big")
+@micropython.viper
+def _xor_into(dst: ptr8, key: ptr8, n: int, pad: int):
+    """dst[0:64] = the ``n``-byte key, zero-padded to 64 bytes, XOR ``pad``."""
+    i = 0
+    while i < n:
+        dst[i] = key[i] ^ pad
+        i += 1
+    while i < 64:
+        dst[i] = pad
+        i += 1
+
+
+@micropython.viper
+def _put(dst: ptr8, at: int, src: ptr8, n: int) -> int:
+    """dst[at:at + n] = src[:n]; returns at + n."""
+    i = 0
+    while i < n:
+        dst[at + i] = src[i]
+        i += 1
+    return at + n
 
 
 @micropython.native
@@ -75,18 +98,21 @@ def _pads(key):
     i = _pad_next[0]
     _pad_next[0] = (i + 3) % (3 * _PAD_KEYS)
     c[i] = None  # an entry is complete only once its key is set
-    c[i + 1] = _xor(key, _IPAD)
-    c[i + 2] = _xor(key, _OPAD)
+    _xor_into(c[i + 1], key, len(key), _IPAD)
+    _xor_into(c[i + 2], key, len(key), _OPAD)
     c[i] = bytes(key)
     return c[i + 1], c[i + 2]
 
 
 @micropython.native
-def hmac_sha256_py(key, msg):
-    """HMAC-SHA256 per RFC 2104 on ``hashlib.sha256`` alone (the MicroPython path)."""
+def hmac_sha256_py(key, msg, msg2=None):
+    """HMAC-SHA256 per RFC 2104 on ``hashlib.sha256`` alone (the MicroPython path), of ``msg``
+    followed by ``msg2`` if given (no concatenation)."""
     ipad, opad = _pads(key)
     inner = hashlib.sha256(ipad)
     inner.update(msg)
+    if msg2 is not None:
+        inner.update(msg2)
     outer = hashlib.sha256(opad)
     outer.update(inner.digest())
     return outer.digest()
@@ -100,11 +126,20 @@ def hmac_sha256(key, msg):
     return hmac_sha256_py(key, msg)
 
 
+@micropython.native
+def hmac_sha256_2(key, msg, msg2):
+    """HMAC-SHA256 of ``msg`` followed by ``msg2`` (e.g. a UID and a block), without joining them."""
+    if _HAVE_HMAC:
+        return _hmac.digest(bytes(key), bytes(msg) + bytes(msg2), "sha256")
+    return hmac_sha256_py(key, msg, msg2)
+
+
 class HmacSha256:
     """Incremental HMAC-SHA256 (RFC 2104) for messages streamed in pieces."""
 
     def __init__(self, key):
-        ipad, self._outer_key = _pads(key)
+        ipad, opad = _pads(key)
+        self._outer_key = bytes(opad)  # the cache entry may be rewritten before digest()
         self._inner = hashlib.sha256(ipad)
 
     @micropython.native
@@ -145,26 +180,46 @@ def _master(master):
 
 
 @micropython.native
+def _derive(master, label, b1, b2, uid):
+    """HMAC(master, label [+ b1, b2] + len(uid) + uid): the message built in ``_MSG`` on
+    MicroPython (a tap derives six keys of a new card), joined as bytes on CPython (threads)."""
+    n = len(uid)
+    if n != 4 and n != 7:
+        raise CryptoError("card UID must be 4 or 7 bytes, got %d" % n)
+    if _HAVE_HMAC:
+        extra = bytes([b1, b2]) if b1 >= 0 else b""
+        return hmac_sha256(_master(master), label + extra + _uid_part(uid))
+    m = _MSG
+    at = _put(m, 0, label, len(label))
+    if b1 >= 0:
+        m[at] = b1
+        m[at + 1] = b2
+        at += 2
+    m[at] = n
+    at = _put(m, at + 1, uid, n)
+    return hmac_sha256_py(_master(master), memoryview(m)[:at])
+
+
+@micropython.native
 def card_sector_key(master, uid, sector, key_type):
     """The 6-byte MIFARE key A or B (``KEY_A``/``KEY_B``) of one sector of one card."""
     if key_type != KEY_A and key_type != KEY_B:
         raise CryptoError("key type must be 0x60 (A) or 0x61 (B), got 0x%02x" % key_type)
     if not 0 <= sector < 16:
         raise CryptoError("sector must be 0..15, got %d" % sector)
-    msg = _LABEL_SECTOR + bytes([key_type, sector]) + _uid_part(uid)
-    return hmac_sha256(_master(master), msg)[:6]
+    return _derive(master, _LABEL_SECTOR, key_type, sector, uid)[:6]
 
 
 @micropython.native
 def purse_mac_key(master, uid):
     """The 16-byte key that MACs this card's purse state."""
-    return hmac_sha256(_master(master), _LABEL_PURSE + _uid_part(uid))[:16]
+    return _derive(master, _LABEL_PURSE, -1, 0, uid)[:16]
 
 
 @micropython.native
 def issuer_mac_key(master, uid):
     """The 16-byte key of the card office's MAC over this card's identity sector."""
-    return hmac_sha256(_master(master), _LABEL_ISSUER + _uid_part(uid))[:16]
+    return _derive(master, _LABEL_ISSUER, -1, 0, uid)[:16]
 
 
 @micropython.native
