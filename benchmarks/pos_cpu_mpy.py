@@ -13,14 +13,15 @@ Usage::
     micropython -X heapsize=256K benchmarks/pos_cpu_mpy.py <workspace> <card file> [sales]
 
 The chip's own CPU is measured in the same run (the frames of one sale answered as often)
-and taken off; sales and chip run in 7 alternating rounds, and the fastest round is the
-figure (other jobs on the machine only ever add time; the median is printed as well).
+and taken off; sales and chip run in 21 alternating rounds timed with the process CPU clock,
+and the fastest round is the figure (other jobs on the machine only ever add time; the
+median is printed as well).
 ``<workspace>`` holds config.json and secrets.json (``terminal_sim.console.Console`` writes
 them); the flash goes to ``<workspace>/cpu-flash``. ``<card file>`` holds cards of 64
 blocks (1,024 bytes each), one after the other: the sales go to them in turn. Prints one JSON object: ``sales``,
 ``cpu_us_per_sale`` (user + system, the chip's share taken off; fastest round),
-``median_cpu_us_per_sale``, ``rounds_cpu_us_per_sale``, ``user_us_per_sale``,
-``system_us_per_sale``, ``chip_us_per_sale`` (what was taken off), ``reader_commands_per_sale``,
+``median_cpu_us_per_sale``, ``rounds_cpu_us_per_sale``, ``system_share`` (of all rounds'
+CPU, from /proc), ``chip_us_per_sale`` (what was taken off), ``reader_commands_per_sale``,
 ``alloc_bytes_per_sale`` (heap allocated by a sale, the chip's answers allocate nothing).
 """
 
@@ -28,6 +29,7 @@ import gc
 import json
 import os
 import sys
+import time
 
 import micropython
 
@@ -37,7 +39,7 @@ from firmware.drivers.pn532 import PN532_UART
 from firmware.main import Terminal
 from protocol import card_layout as cl
 
-_ROUNDS = 7
+_ROUNDS = 21
 
 
 @micropython.viper
@@ -222,19 +224,19 @@ def sell(term, chip, n):
 
 
 def chip_cpu(chip, frames, n):
-    """CPU ticks (user, system) the chip alone takes to answer ``frames`` ``n`` times: its
-    share of the sales' CPU, taken off the firmware's."""
+    """CPU seconds (``time.clock``: user + system) the chip alone takes to answer ``frames``
+    ``n`` times: its share of the sales' CPU, taken off the firmware's."""
     buf = bytearray(64)
     card = bytes(chip.blocks)  # the replayed writes must not change the card the sales go on with
     write, readinto = chip.write, chip.readinto
-    u0, s0 = cpu_ticks()
+    t0 = time.clock()  # type: ignore[attr-defined]
     for _ in range(n):
         for frame in frames:
             write(frame)
             readinto(buf)
-    u1, s1 = cpu_ticks()
+    t = time.clock() - t0  # type: ignore[attr-defined]
     chip.blocks[:] = card
-    return u1 - u0, s1 - s0
+    return t
 
 
 def terminal(workspace, blocks):
@@ -267,20 +269,26 @@ def main():
     frames = chip.log  # one sale's frames, for the chip's own share
     chip.log = None
     reader.reset_counters()
-    # Rounds of sales and of the chip alone, alternated: the machine is shared, and other
-    # jobs only ever add time, so the least disturbed round is the figure (the median too).
+    # Rounds of sales and of the chip alone, alternated, each timed with the process CPU clock
+    # (1 ms resolution): the machine is shared and other jobs only ever add time, so the least
+    # disturbed round is the figure (the median is printed too). /proc gives the user/system
+    # split over all rounds.
     rounds = []
     m = max(1, n // _ROUNDS)
     done = 0
+    chip_total = 0.0
+    u0, s0 = cpu_ticks()
     for _ in range(_ROUNDS):
         gc.collect()
-        u0, s0 = cpu_ticks()
+        t0 = time.clock()  # type: ignore[attr-defined]
         sell(term, chip, m)
-        u1, s1 = cpu_ticks()
-        cu, cs = chip_cpu(chip, frames, m)
-        rounds.append((u1 - u0 - cu + s1 - s0 - cs, u1 - u0 - cu, s1 - s0 - cs, cu + cs))
+        t = time.clock() - t0  # type: ignore[attr-defined]
+        c = chip_cpu(chip, frames, m)
+        chip_total += c
+        rounds.append((t - c) * 1e6 / m)
         done += m
         term.journal.ack(term.journal.last_seq())  # what the sync client does: the journal never fills
+    u1, s1 = cpu_ticks()
     if term.app.sales - sales0 != 21 + done:
         raise SystemExit("sales did not complete: %d of %d" % (term.app.sales - sales0 - 21, done))
     commands = reader.commands
@@ -291,12 +299,11 @@ def main():
     alloc = gc.mem_alloc() - a0  # type: ignore[attr-defined]
     gc.enable()
     rounds.sort()
-    cpu, user, system, chip_ticks = rounds[0]
-    tick_us = 10000 / m  # USER_HZ 100
-    print(json.dumps({"sales": done, "cpu_us_per_sale": cpu * tick_us, "user_us_per_sale": user * tick_us,
-                      "system_us_per_sale": system * tick_us, "chip_us_per_sale": chip_ticks * tick_us,
-                      "median_cpu_us_per_sale": rounds[len(rounds) // 2][0] * tick_us,
-                      "rounds_cpu_us_per_sale": [r[0] * tick_us for r in rounds],
+    chip_us = chip_total * 1e6 / done
+    ticks = (u1 - u0) + (s1 - s0)  # sales and chip rounds together; the split applies to both
+    print(json.dumps({"sales": done, "cpu_us_per_sale": rounds[0], "median_cpu_us_per_sale": rounds[len(rounds) // 2],
+                      "rounds_cpu_us_per_sale": [round(r) for r in rounds], "chip_us_per_sale": chip_us,
+                      "system_share": (s1 - s0) / ticks if ticks else 0.0,
                       "reader_commands_per_sale": commands / done, "alloc_bytes_per_sale": alloc / 2}))
 
 if __name__ == "__main__":

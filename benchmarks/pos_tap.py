@@ -238,11 +238,11 @@ def main() -> None:
     print(f"heap: code {code} B; data high-water of a tap {probe['heap_high'] - code} B of {DATA_HEAP}")
     fw_ms = inproc["cpu_us_per_sale"] / 1000
     print(f"firmware's own CPU per sale (benchmarks/pos_cpu_mpy.py: the same terminal on the same driver, the chip in "
-          f"its process, no pty, no console): {fw_ms:.3f} ms = user {inproc['user_us_per_sale'] / 1000:.3f} + system "
-          f"{inproc['system_us_per_sale'] / 1000:.3f} (journal writes), fastest of 7 rounds (median "
-          f"{inproc['median_cpu_us_per_sale'] / 1000:.3f}); the chip's own {inproc['chip_us_per_sale'] / 1000:.3f} ms "
-          f"taken off; {inproc['reader_commands_per_sale']:.1f} reader commands, "
-          f"{inproc['alloc_bytes_per_sale']:.0f} B allocated per sale")
+          f"its process, no pty, no console): {fw_ms:.3f} ms, fastest of 21 rounds (median "
+          f"{inproc['median_cpu_us_per_sale'] / 1000:.3f}; {inproc['system_share']:.0%} of it system time: journal "
+          f"writes); the chip's own {inproc['chip_us_per_sale'] / 1000:.3f} ms taken off; "
+          f"{inproc['reader_commands_per_sale']:.1f} reader commands, {inproc['alloc_bytes_per_sale']:.0f} B allocated "
+          f"per sale")
     floor = pty_floor()
     rt_us = floor["cpu_us_per_round_trip"]
     floor_ms = rt_us * (cmds + gone) / 1000
