@@ -26,6 +26,11 @@ Usage::
     ev = board.keypad.poll(-1)
 """
 
+try:
+    import micropython
+except ImportError:
+    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
+
 import os
 import select
 import socket
@@ -132,6 +137,7 @@ class SocketIO(LineIO):
         return self._conn.readline()  # type: ignore[attr-defined]
 
 
+@micropython.native
 def _screen(b, lang, tid, arg, tid2, arg2, tid3, arg3):
     """Append up to three texts of one language (``texts.ZH`` or ``texts.EN``), " / " between."""
     texts.text_into(b, lang, tid, arg)
@@ -156,6 +162,7 @@ class Display(ui.Display):
         """The screen shown last: ``<Chinese> | <English>``."""
         return bytes(memoryview(self._line)[8:-1]).decode()
 
+    @micropython.native
     def show(self, tid, arg=None, tid2=0, arg2=None, tid3=0, arg3=None):
         b = self._line
         b[:] = b"DISPLAY "

@@ -230,11 +230,18 @@ _BLOBS = (_ZH, _EN)
 _ATS = (_ZH_AT, _EN_AT)
 
 
+_MVS = (memoryview(_ZH), memoryview(_EN))  # slices of these are views, not copies
+
+
 @micropython.native
 def _digits_into(buf, n):
-    if n >= 10:
-        _digits_into(buf, n // 10)
-    buf.append(48 + n % 10)
+    """Append the decimal digits of ``n`` >= 0."""
+    d = 1
+    while d * 10 <= n:
+        d *= 10
+    while d:
+        buf.append(48 + n // d % 10)
+        d //= 10
 
 
 @micropython.native
@@ -265,7 +272,7 @@ def text_into(buf, lang, tid, arg=None):
     start = at[tid]
     end = at[tid + 1] - 1
     mark = blob.find(b"%s", start, end) if arg is not None else -1
-    mv = memoryview(blob)
+    mv = _MVS[lang]
     if mark < 0:
         buf.extend(mv[start:end])
         return
