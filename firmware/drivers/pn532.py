@@ -682,6 +682,7 @@ class PN532_UART(PN532):
         self._uart = uart
         self._wait = getattr(uart, "wait", None)
         self._write_frame = uart.write  # a frame is one write
+        self._readinto = uart.readinto  # bound once: every exchange reads
 
     @micropython.native
     def _wakeup(self):
@@ -690,14 +691,16 @@ class PN532_UART(PN532):
 
     @micropython.native
     def _recv(self, buf, nbytes, start, timeout_ms):
+        wait = self._wait
+        readinto = self._readinto
         while True:
             left = timeout_ms - ticks_diff(ticks_ms(), start)
-            if self._wait is not None:
-                self._wait(left if left > 0 else 0)  # returns as soon as bytes come
-            got = self._uart.readinto(buf, nbytes)
+            if wait is not None:
+                wait(left if left > 0 else 0)  # returns as soon as bytes come
+            got = readinto(buf, nbytes)
             if got or left <= 0:
                 return got or 0
-            if self._wait is None:
+            if wait is None:
                 sleep_ms(1)
 
     @micropython.native
