@@ -40,6 +40,8 @@ from firmware.main import Terminal
 from protocol import card_layout as cl
 
 _ROUNDS = 21
+_HEAD = b"\x00\x00\xff\x00\xff\x00\x00\x00\xff"  # an ACK, then the answer's start code
+_TARGET = b"\x01\x01\x00\x04\x08"  # InListPassiveTarget: 1 target, Tg 1, ATQA 00 04, SAK 08
 
 
 @micropython.viper
@@ -83,7 +85,7 @@ class Chip:
     def _answer(self, code, n):
         """Frame the answer ``D5 code`` + the ``n`` data bytes already at ``_out[13:]``."""
         out = self._out
-        out[0:9] = b"\x00\x00\xff\x00\xff\x00\x00\x00\xff"
+        _copy(out, 0, _HEAD, 0, 9)
         ln = n + 2
         out[9] = ln
         out[10] = (-ln) & 0xFF
@@ -103,9 +105,9 @@ class Chip:
             self._answer(0x4B, 1)
             return
         u = self.uid
-        out[13:18] = b"\x01\x01\x00\x04\x08"  # NbTg, Tg, ATQA, SAK
+        _copy(out, 13, _TARGET, 0, 5)  # NbTg, Tg, ATQA, SAK
         out[18] = len(u)
-        out[19:19 + len(u)] = u
+        _copy(out, 19, u, 0, len(u))
         self._answer(0x4B, 6 + len(u))
 
     @micropython.native
