@@ -26,8 +26,9 @@ Host link                 HSU (UART) at 115200 baud; I2C/SPI would be subclasses
                           end cleanly.
 Checks                    LCS and DCS of every answer; a bad one is answered with NACK so the
                           chip resends (twice), then :class:`FrameError`.  A missing ACK
-                          resends the command (3 tries), then :class:`Timeout`; a missing
-                          answer aborts the command with an ACK and raises Timeout.
+                          resends a chip command (3 tries), then :class:`Timeout`; a card
+                          command (InDataExchange) is not sent twice: it is aborted with an
+                          ACK and raises Timeout, as a missing answer does.
 Polling                   ``init`` sets MxRtyPassiveActivation to 1 (RFConfiguration item 5)
                           so InListPassiveTarget returns "no target" instead of blocking.
 Card errors               status 0x14 on authentication -> AuthFailed; 0x14 on another
@@ -107,7 +108,7 @@ _P = const(7)  # offset of the first command parameter in the TX buffer
 _TX_MAX = const(48)
 _RX_MAX = const(64)  # TFI + data of one answer
 _RB = const(96)  # bytes from the chip: an ACK and a whole answer frame, with room to spare
-_ACK_TIMEOUT_MS = const(30)
+_ACK_TIMEOUT_MS = const(100)  # the chip ACKs within ~1 ms; a loaded host may be slow to read it
 _SEND_TRIES = const(3)
 _NACK_TRIES = const(2)
 _TIMEOUT_MS = const(100)
@@ -360,14 +361,18 @@ class PN532(Reader):
         return Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
 
     @micropython.native
-    def _send_command(self, code, n, expect=_RX_MAX, timeout_ms=_TIMEOUT_MS):
+    def _send_command(self, code, n, expect=_RX_MAX, timeout_ms=_TIMEOUT_MS, tries=_SEND_TRIES):
         """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
 
         ``expect`` is the answer's usual LEN (TFI + data): the ACK and an answer of that size
         are read with one bus read when they are both there; any other size works too.
 
         :returns: the number of answer data bytes, which start at ``_rb[_d + 2]``.
-        :raises Timeout: no ACK after 3 sends, or no answer in ``timeout_ms``.
+        ``tries``: sends without an ACK before giving up; 1 for a card command, which the chip
+        may have run although its ACK was lost (a DECREMENT sent twice takes twice), so it is
+        aborted with an ACK instead of sent again.
+
+        :raises Timeout: no ACK after ``tries`` sends, or no answer in ``timeout_ms``.
         :raises FrameError: the answer failed its checks after 2 NACKs.
         :raises PN532Error: the chip answered with the syntax error frame.
         """
@@ -387,7 +392,7 @@ class PN532(Reader):
         self._stale = True
         rb = self._rb
         want = expect + 13 if expect < _RB - 13 else _RB  # ACK 6, frame overhead 7
-        for _ in range(_SEND_TRIES):
+        for _ in range(tries):
             if stale:
                 self._discard()
             self._write_frame(frame)
@@ -414,6 +419,8 @@ class PN532(Reader):
                 break
             stale = True
         else:
+            if tries == 1:
+                self._write_frame(_ACK_FRAME)  # abort, in case the chip runs it after all
             raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
         # The answer, checked in place when it came whole (00 00 FF LEN LCS TFI..DCS): the
         # common case; anything else goes through _read_frame (preamble, NACK, time-out).
@@ -582,7 +589,7 @@ class PN532(Reader):
         """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count
         (the data start at ``_rb[_d + 3]``)."""
         self._tx[_P] = self._tg
-        m = self._send_command(_CMD_IN_DATA_EXCHANGE, n + 1, 19 if op == OP_READ else 3)
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, n + 1, 19 if op == OP_READ else 3, _TIMEOUT_MS, 1)
         self.card_ios += 1
         self.card_io_us += _OP_US[op]
         if m and not self._rb[self._d + 2] & 0x3F:

@@ -240,6 +240,15 @@ def test_missing_ack_resends_then_times_out():
     assert "did not acknowledge command 0x14" in str(e)
 
 
+def test_card_command_without_ack_is_aborted_not_sent_twice():
+    """A DECREMENT whose ACK is lost may have run: sent again it would take twice. The driver
+    aborts it with an ACK and raises Timeout; the purse sorts the card out on the next tap."""
+    rdr, uart = selected(b"", ACK() + RSP("41 00"))
+    e = raises(Timeout, rdr.decrement, 5, 250)
+    assert "did not acknowledge command 0x40" in str(e)
+    assert uart.written == [CMD("40 01 c0 05 fa000000"), ACK()]
+
+
 def test_missing_answer_aborts_with_ack_and_times_out():
     rdr, uart = reader(ACK())
     e = raises(Timeout, rdr.get_firmware_version)
