@@ -44,7 +44,8 @@ _BLOCK = const(64)  # SHA-256 block size (RFC 2104 "B")
 _IPAD = const(0x36)
 _OPAD = const(0x5C)
 
-_LABEL_SECTOR = b"campuscard/sector-key/v1"
+_LABEL_SECTOR = b"campuscard/sector-keys/v2"
+_GROUP = const(5)  # sector keys per derivation: 5 x 6 bytes of one HMAC
 _LABEL_PURSE = b"campuscard/purse-mac/v1"
 _LABEL_ISSUER = b"campuscard/issuer-mac/v1"
 _LABEL_PIN = b"campuscard/pin-check/v1"
@@ -63,6 +64,9 @@ for _i in range(0, 3 * _PAD_KEYS, 3):
 _pad_next = [0]  # the entry to replace next
 # A key derivation's message (label, sector, UID), built in place on MicroPython.
 _MSG = bytearray(48)
+# The last group of sector keys derived on MicroPython: a tap needs sectors 1-4 of one card,
+# all in group 0, so one HMAC gives them all. [master, uid bytes, key type, group, 30 bytes].
+_group = [None, None, 0, -1, None]  # type: list
 
 
 @micropython.viper
@@ -202,12 +206,25 @@ def _derive(master, label, b1, b2, uid):
 
 @micropython.native
 def card_sector_key(master, uid, sector, key_type):
-    """The 6-byte MIFARE key A or B (``KEY_A``/``KEY_B``) of one sector of one card."""
+    """The 6-byte MIFARE key A or B (``KEY_A``/``KEY_B``) of one sector of one card: bytes
+    6 * (sector % 5) of the HMAC that derives the keys of sectors 5 * (sector // 5) onwards."""
     if key_type != KEY_A and key_type != KEY_B:
         raise CryptoError("key type must be 0x60 (A) or 0x61 (B), got 0x%02x" % key_type)
     if not 0 <= sector < 16:
         raise CryptoError("sector must be 0..15, got %d" % sector)
-    return _derive(master, _LABEL_SECTOR, key_type, sector, uid)[:6]
+    group = sector // _GROUP
+    at = 6 * (sector - group * _GROUP)
+    if _HAVE_HMAC:  # CPython: no shared cache (server threads)
+        return _derive(master, _LABEL_SECTOR, key_type, group, uid)[at:at + 6]
+    g = _group
+    if g[3] != group or g[2] != key_type or g[0] is not master or g[1] != uid:
+        g[3] = -1  # complete only once every field is set
+        g[4] = _derive(master, _LABEL_SECTOR, key_type, group, uid)
+        g[0] = master
+        g[1] = bytes(uid)
+        g[2] = key_type
+        g[3] = group
+    return g[4][at:at + 6]
 
 
 @micropython.native

@@ -26,7 +26,8 @@ def ref_uid(uid: bytes) -> bytes:
 
 
 def ref_sector_key(master: bytes, uid: bytes, sector: int, kt: int) -> bytes:
-    return ref_hmac(master, b"campuscard/sector-key/v1" + bytes([kt, sector]) + ref_uid(uid))[:6]
+    group, at = divmod(sector, 5)
+    return ref_hmac(master, b"campuscard/sector-keys/v2" + bytes([kt, group]) + ref_uid(uid))[6 * at:6 * at + 6]
 
 
 def ref_terminal_key(master: bytes, tid: int) -> bytes:
