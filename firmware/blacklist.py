@@ -66,11 +66,9 @@ class Blacklist:
         self.updated_at = self._read_meta()
 
     @property
-    @micropython.native
     def version(self):
         return self._store.version
 
-    @micropython.native
     def count(self):
         return self._store.count()
 
@@ -80,7 +78,6 @@ class Blacklist:
         is on the list. Allocates nothing."""
         return self._store.contains(uidlist.uid_key_into(self._key, uid_mv, uid_len))
 
-    @micropython.native
     def apply(self, fields, now):
         """Apply the fields of a "blacklist" message (``version``, ``full``, ``since``,
         ``added``, ``removed``) and record ``now`` as the time of the last update.
@@ -98,13 +95,11 @@ class Blacklist:
                                     fields["removed"])
         self.mark_updated(now)
 
-    @micropython.native
     def begin_full(self, version):
         """Stream a full list too big for one message (``UidStore.begin_full``); after the
         writer's ``commit()`` call ``mark_updated(now)``."""
         return self._store.begin_full(version)
 
-    @micropython.native
     def mark_updated(self, now):
         """Persist ``now`` as the time of the last complete update from the server."""
         tmp = self._root + "/updated.tmp"
@@ -116,12 +111,10 @@ class Blacklist:
         os.rename(tmp, self._root + "/updated")
         self.updated_at = now
 
-    @micropython.native
     def age_s(self, now):
         """Seconds since the last successful update (``now`` itself if there never was one)."""
         return now - self.updated_at
 
-    @micropython.native
     def compact_if_idle(self):
         """Merge the overlay into the base if it holds more than the threshold; True if so."""
         if self._store.overlay_size() > self._threshold:
@@ -129,11 +122,9 @@ class Blacklist:
             return True
         return False
 
-    @micropython.native
     def compact(self):
         self._store.compact()
 
-    @micropython.native
     def _read_meta(self):
         try:
             with open(self._root + "/updated", "rb") as f:

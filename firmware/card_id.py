@@ -108,7 +108,6 @@ class CardId:
             self.uid_mv = self._uid4 if n == 4 else self._uid7
         return n
 
-    @micropython.native
     def read(self):
         """``select`` then ``read_identity``; returns the UID length, 0 if no card."""
         n = self.select()
@@ -125,7 +124,6 @@ class CardId:
         self._ik = crypto.issuer_mac_key(self._im, self.uid_mv)
         keep_uid(self._key_uid, self.uid, n)
 
-    @micropython.native
     def _reject(self, code, what):
         raise CardRejected(code, "card %s: %s" % (cl.uid_hex(self.uid_mv), what))
 

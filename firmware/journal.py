@@ -119,12 +119,10 @@ class Journal:
         """The sequence number the next ``append`` will assign."""
         return self._next
 
-    @micropython.native
     def last_seq(self):
         """Sequence number of the newest record (0 when none was ever written)."""
         return self._next - 1
 
-    @micropython.native
     def acked_seq(self):
         """The last sequence number the server acknowledged (as persisted)."""
         return self._acked
@@ -141,7 +139,6 @@ class Journal:
     def unacked_count(self):
         return self._next - self.first_unacked()
 
-    @micropython.native
     def fill_permille(self):
         """How full the journal is, 0..1000: unacknowledged records against ``max_records``,
         or (without ``max_records``) the used blocks of the journal's own partition."""
@@ -200,7 +197,6 @@ class Journal:
 
     # -- reading and acknowledging ------------------------------------------------------
 
-    @micropython.native
     def read_unacked(self, start_seq, out_buf, max_records):
         """Copy records ``start_seq``, ``start_seq + 1``, ... (at most ``max_records`` and as
         many as fit in ``out_buf``) into ``out_buf``; returns how many were copied.
@@ -233,7 +229,6 @@ class Journal:
             i += 1
         return n
 
-    @micropython.native
     def ack(self, seq):
         """Persist that the server holds every record up to ``seq``, then delete segments
         that are wholly acknowledged (never the one holding the newest record).
@@ -257,7 +252,6 @@ class Journal:
         self._acked = seq
         self._reclaim()
 
-    @micropython.native
     def check(self):
         """Verify MAC, sequence and chain of every stored record; returns how many.
 
@@ -281,17 +275,14 @@ class Journal:
             seq += 1
         return count
 
-    @micropython.native
     def close(self):
         self._close()
 
     # -- internals ----------------------------------------------------------------------
 
-    @micropython.native
     def _path(self, first):
         return "%s/s%08x.jnl" % (self._root, first)
 
-    @micropython.native
     def _close(self):
         f = self._f
         self._f = None
@@ -301,7 +292,6 @@ class Journal:
             except OSError:
                 pass
 
-    @micropython.native
     def _read_ack(self):
         try:
             with open(self._root + "/ack", "rb") as f:
@@ -313,7 +303,6 @@ class Journal:
         magic, seq = struct.unpack(_ACK_FMT, data)
         return seq if magic == _ACK_MAGIC else 0
 
-    @micropython.native
     def _write_ack(self, seq):
         tmp = self._root + "/ack.tmp"
         f = open(tmp, "wb")
@@ -323,7 +312,6 @@ class Journal:
             close_file(f)
         os.rename(tmp, self._root + "/ack")
 
-    @micropython.native
     def _list_segments(self):
         segs = []
         for name in os.listdir(self._root or "/"):
@@ -335,7 +323,6 @@ class Journal:
         segs.sort()
         return segs
 
-    @micropython.native
     def _recover(self):
         """Find the newest valid record and set the tail state from it (see module docs)."""
         self._close()
@@ -368,7 +355,6 @@ class Journal:
         if self._acked >= self._next:
             self._acked = self._next - 1
 
-    @micropython.native
     def _valid_tail(self, first, n, segs):
         """Number of valid records at the start of segment ``first`` (holding ``n`` whole
         records), checking backwards from the end; sets ``_link`` from the newest one."""
@@ -387,7 +373,6 @@ class Journal:
                 return i + 1
         return 0
 
-    @micropython.native
     def _link_before(self, f, first, i, segs):
         """The link record ``first + i`` must carry, or None if its predecessor is gone."""
         if first + i == 1:
@@ -408,11 +393,9 @@ class Journal:
                 return b""
         return records.link_of(prev)
 
-    @micropython.native
     def _tail_record_equals(self, buf):
         return self.read_unacked(self._next - 1, self._buf2, 1) == 1 and self._buf2 == buf
 
-    @micropython.native
     def _reclaim(self):
         """Delete segments whose records are all acknowledged, except the newest one."""
         segs = self._segs

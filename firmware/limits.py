@@ -128,14 +128,12 @@ def type_accepted(accepted_types, card_type):
     return 0 < card_type < 31 and (accepted_types >> card_type) & 1 == 1
 
 
-@micropython.native
 def offline_cap_ok(offline_spend, amount, offline_cap):
     """True while the card's offline spending since it was last seen online, plus this
     payment, stays within ``offline_cap`` cents (0 means no cap)."""
     return offline_cap <= 0 or offline_spend + amount <= offline_cap
 
 
-@micropython.native
 def is_double_tap(now, last_time, gap_s):
     """True when a debit at ``now`` follows the same card's last debit within ``gap_s`` seconds."""
     return last_time != 0 and gap_s > 0 and 0 <= now - last_time < gap_s

@@ -105,7 +105,6 @@ _OP_FIXED_US = (
 )
 
 
-@micropython.native
 def air_us(nbytes):
     """Microseconds one frame of ``nbytes`` bytes takes on the air at 106 kbit/s (0 for none)."""
     if nbytes <= 0:
@@ -113,7 +112,6 @@ def air_us(nbytes):
     return (nbytes * 9 + _FRAME_BITS) * _BIT_PS // 1000000
 
 
-@micropython.native
 def card_io_time_us(op, tx_bytes, rx_bytes):
     """Modelled time of one card command: air time of its bytes plus the card's own time."""
     return air_us(tx_bytes) + air_us(rx_bytes) + _OP_FIXED_US[op]
@@ -152,7 +150,6 @@ class Reader:
         self.card_ios = 0
         self.card_io_us = 0
 
-    @micropython.native
     def reset_counters(self):
         self.commands = 0
         self.card_ios = 0
@@ -178,11 +175,9 @@ class Reader:
             self._card_io(OP_SELECT, 2, 5)
             self._card_io(OP_SELECT, 9, 3)
 
-    @micropython.native
     def _missing(self, name):
         return NotImplementedError("%s.%s() is not implemented" % (type(self).__name__, name))
 
-    @micropython.native
     def init(self):
         """Set the chip up (reset, SAM configuration, RF settings); raises ReaderError."""
         raise self._missing("init")
@@ -219,7 +214,6 @@ class Reader:
         """Load value block ``block`` minus ``amount`` into the card's transfer buffer."""
         self._value(_MF_DECREMENT, block, amount)
 
-    @micropython.native
     def increment(self, block, amount):
         """Load value block ``block`` plus ``amount`` into the card's transfer buffer."""
         self._value(_MF_INCREMENT, block, amount)
@@ -239,7 +233,6 @@ class Reader:
         """Write the card's transfer buffer to ``block``."""
         raise self._missing("transfer")
 
-    @micropython.native
     def halt(self):
         """Put the card to HALT (it stops answering until it leaves the field or a WUPA)."""
         raise self._missing("halt")

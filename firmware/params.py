@@ -39,11 +39,6 @@ Usage::
     p.per_txn_limit                      # 3000
 """
 
-try:
-    import micropython
-except ImportError:
-    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
-
 import json
 import os
 
@@ -107,16 +102,13 @@ class Params:
         if root is not None:
             self.load()
 
-    @micropython.native
     def _periods(self):
         self.meal_periods = (self.meal1_start, self.meal1_end, self.meal2_start, self.meal2_end,
                              self.meal3_start, self.meal3_end, self.meal4_start, self.meal4_end)
 
-    @micropython.native
     def _path(self):
         return self._root + "/" + FILE_NAME
 
-    @micropython.native
     def load(self):
         """Read the saved parameters over the defaults; a missing file keeps the defaults.
 
@@ -135,7 +127,6 @@ class Params:
         v = doc.get("version", 0)
         self.version = v if isinstance(v, int) else 0
 
-    @micropython.native
     def check(self, values):
         """:raises ParamError: naming the first known parameter whose value is unusable."""
         if not isinstance(values, dict):
@@ -151,7 +142,6 @@ class Params:
             if not lo <= v <= hi:
                 raise ParamError("parameter %s = %d is outside %d..%d" % (name, v, lo, hi))
 
-    @micropython.native
     def _set(self, values):
         self.check(values)
         for name in NAMES:
@@ -159,7 +149,6 @@ class Params:
                 setattr(self, name, values[name])
         self._periods()
 
-    @micropython.native
     def apply(self, values, version=None, save=True):
         """Check every value, then set them all and save; unknown names are ignored.
 
@@ -171,14 +160,12 @@ class Params:
         if save and self._root is not None:
             self.save()
 
-    @micropython.native
     def as_dict(self):
         d = {}
         for name in NAMES:
             d[name] = getattr(self, name)
         return d
 
-    @micropython.native
     def save(self):
         """Write the parameters to a new file and rename it over the old one (atomic)."""
         path = self._path()

@@ -40,7 +40,6 @@ class LoadsError(ValueError):
     """A loads list that is not whole 16-byte entries."""
 
 
-@micropython.native
 def _entry_order(entry):
     # UID key, then the load sequence big-endian so byte order is numeric order.
     return bytes(entry[:_KEY]) + struct.pack(">I", struct.unpack_from("<I", entry, 8)[0])
@@ -58,14 +57,12 @@ class PendingLoads:
         self.kind = 0
         self.count = self._size() // ENTRY_SIZE
 
-    @micropython.native
     def _size(self):
         try:
             return os.stat(self._path)[6]
         except OSError:
             return 0
 
-    @micropython.native
     def replace(self, blob):
         """Store the server's list (entries in any order) in place of the old one.
 
@@ -83,7 +80,6 @@ class PendingLoads:
         os.rename(tmp, self._path)
         self.count = len(entries)
 
-    @micropython.native
     def _set_key(self, uid_mv, uid_len):
         key = self._key
         if uid_len == 4:
@@ -94,7 +90,6 @@ class PendingLoads:
             for i in range(7):
                 key[i] = uid_mv[i]
 
-    @micropython.native
     def _cmp_key(self):
         e = self._entry
         k = self._key
@@ -103,7 +98,6 @@ class PendingLoads:
                 return -1 if e[i] < k[i] else 1
         return 0
 
-    @micropython.native
     def _seek_card(self, f):
         """Index of the card's first entry in the open list ``f`` (key set), with the entry in
         ``_entry``; -1 if the list holds none for the card."""
@@ -146,7 +140,6 @@ class PendingLoads:
         finally:
             f.close()
 
-    @micropython.native
     def find(self, uid_mv, uid_len, last_seq):
         """Look up the load with sequence ``last_seq + 1`` for this card.
 

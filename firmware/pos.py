@@ -95,12 +95,10 @@ class Pos:
 
     # -- outside world --------------------------------------------------------------------
 
-    @micropython.native
     def set_network_down_since(self, t):
         """The sync client reports the network down since UTC ``t`` (0: up again)."""
         self._down_since = t
 
-    @micropython.native
     def set_unauthorised_offline(self, flag):
         """The sync client reports the terminal kept offline by hand: records say so."""
         self._unauthorised = flag
@@ -215,7 +213,6 @@ class Pos:
         except ReaderError:
             self._tap_again()
 
-    @micropython.native
     def _apply_loads(self):
         """Apply the loads waiting for the card in the field, in order; False if the journal
         filled up on the way (the rest wait for the next tap)."""
@@ -233,7 +230,6 @@ class Pos:
             self._pend_seq = 0
         return True
 
-    @micropython.native
     def _tap_again(self):
         if self._pend_seq:
             self._show(texts.T_TAP_AGAIN, None, texts.T_SALE_PENDING)
@@ -299,7 +295,6 @@ class Pos:
         self._done_card()
         self._idle()
 
-    @micropython.native
     def _refuse(self, tid, arg=None, tid2=0):
         """Refuse this card, or ask for keys: until it leaves the reader it is not served again."""
         self._show(tid, arg, tid2)
@@ -352,7 +347,6 @@ class Pos:
             self._held = True
         return not self._held
 
-    @micropython.native
     def retry_held(self):
         """Try again to journal a held record; True when nothing is held any more."""
         return self._append() if self._held else True
@@ -385,13 +379,11 @@ class Pos:
         self._pend_seq = 0  # it never reached the card (or another terminal finished the load)
         return True
 
-    @micropython.native
     def _mine(self, out):
         if self._pend_type == rec.LOAD:
             return out.orig_terminal == 0 and out.orig_seq == self._pend_aux
         return out.orig_terminal == self.terminal_id and out.orig_seq == self._pend_seq
 
-    @micropython.native
     def _completed(self, out):
         if self._pend_type == rec.LOAD:
             self._log(rec.LOAD, 0, out, self._pend_aux, self._pend_aux2)

@@ -5,11 +5,6 @@ at the retry limit) and the holder's PIN change (old PIN, new PIN twice), as fun
 Usage: through ``Pos``; ``app.key((ui.EV_PIN, "123456"))`` with the card on the reader.
 """
 
-try:
-    import micropython
-except ImportError:
-    from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
-
 from firmware import texts
 from protocol import card_layout as cl
 from protocol import records as rec
@@ -29,7 +24,6 @@ S_CHG_NEW2 = const(7)
 S_CHG_APPLY = const(8)
 
 
-@micropython.native
 def pin_key(app, pin):
     """A PIN keyed in: the next step of a PIN change, or a check against the card now."""
     st = app.state
@@ -54,7 +48,6 @@ def pin_key(app, pin):
     app.poll(True)  # the holder's card lies on the reader: check the PIN against it now
 
 
-@micropython.native
 def check_pin(app):
     """Check the keyed PIN against the card; count a wrong one on the card (lock at the limit).
 
@@ -88,7 +81,6 @@ def check_pin(app):
     return False
 
 
-@micropython.native
 def sale_pin(app):
     """The card tapped for a sale waiting for its PIN."""
     if check_pin(app):
@@ -97,7 +89,6 @@ def sale_pin(app):
         app._sale()
 
 
-@micropython.native
 def change_pin(app):
     """The card tapped during a PIN change: bind it, check the old PIN, or write the new one."""
     p = app.purse

@@ -90,7 +90,6 @@ class Outcome:
         self.credit_used = after < 0
         return self
 
-    @micropython.native
     def __repr__(self):
         return "Outcome(kind=%d, amount=%d, %d->%d, counter=%d, orig=%d/%d)" % (
             self.kind, self.amount, self.balance_before, self.balance_after, self.counter,
@@ -225,7 +224,6 @@ class Purse:
         self._ready = False
         self._auth_sector = -1
 
-    @micropython.native
     def _reject(self, code, what):
         self._lost()
         raise CardRejected(code, "card %s: %s" % (cl.uid_hex(self.uid_mv), what))
@@ -296,7 +294,6 @@ class Purse:
             self._vs[i] = vs
         return self._slots[i] if vs == _VALID else None
 
-    @micropython.native
     def _register(self):
         """The load register's sequence, read and its MAC checked on first use; -1 if the MAC
         fails.
@@ -315,7 +312,6 @@ class Purse:
         return self._reg
 
     @property
-    @micropython.native
     def load_seq(self):
         """Sequence of the last server load applied to the card (read from the card and its MAC
         checked on first use: one card command, so ask only when a load is waiting).
@@ -330,7 +326,6 @@ class Purse:
             self._load_seq = reg
         return self._load_seq
 
-    @micropython.native
     def _prev(self):
         return self._slot(1 - self._cur)
 
@@ -387,7 +382,6 @@ class Purse:
             raise PurseError("card %s has an interrupted transaction: resolve_torn() first"
                              % cl.uid_hex(self.uid_mv))
 
-    @micropython.native
     def resolve_torn(self, own_txn_seq=0):
         """Complete, redo (this terminal's pending ``own_txn_seq`` debit) or roll back a torn one.
 
@@ -408,7 +402,6 @@ class Purse:
         self._p = self._b = self.state.balance
         return out
 
-    @micropython.native
     def _resolve(self, own):
         r = self.reader
         c = self.state
@@ -450,7 +443,6 @@ class Purse:
         self._write_slot(self._cur, st)
         return out
 
-    @micropython.native
     def committed(self, txn_seq):
         """True if the card's current state is this terminal's transaction ``txn_seq`` (done, no retry)."""
         st = self.state
@@ -512,7 +504,6 @@ class Purse:
         self._p = self._b = after
         return self.outcome.set(OUT_DEBIT, amount, before, after, n.counter, self.terminal_id, txn_seq, txn_seq)
 
-    @micropython.native
     def apply_load(self, load_seq, amount, txn_seq):
         """Add a server load (``load_seq`` must follow the card's last one); repays credit first.
 
@@ -544,7 +535,6 @@ class Purse:
         self._p = self._b = n.balance
         return self.outcome.set(OUT_LOAD, amount, before, n.balance, n.counter, 0, load_seq, txn_seq)
 
-    @micropython.native
     def _state_only(self, st):
         try:
             self._write_next(st)
@@ -554,7 +544,6 @@ class Purse:
         return self.outcome.set(OUT_STATE_ONLY, 0, st.balance, st.balance, st.counter, st.txn_terminal,
                                 st.txn_seq, 0)
 
-    @micropython.native
     def update_pin_state(self, pin_retries=None, flags=None, pin_check=None):
         """State-only write: wrong-PIN count, flags, new PIN (``pin_check`` a PIN str or check int).
 
@@ -574,7 +563,6 @@ class Purse:
             n.flags = flags
         return self._state_only(n)
 
-    @micropython.native
     def pin_ok(self, pin):
         """True if ``pin`` is the card's transaction PIN (compares check values, counts nothing)."""
         if self._pk is None:
@@ -584,7 +572,6 @@ class Purse:
         except CryptoError:
             return False
 
-    @micropython.native
     def reset_offline_spend(self):
         """An online terminal clears the offline spending total (no write when already 0)."""
         self._check_ready()

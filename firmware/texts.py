@@ -200,7 +200,6 @@ _EN = (
 COUNT = const(54)
 
 
-@micropython.native
 def yuan(cents):
     """Cents as yuan with two decimals: ``1250 -> '12.50'``, ``-300 -> '-3.00'``."""
     if cents < 0:
@@ -208,7 +207,6 @@ def yuan(cents):
     return "%d.%02d" % (cents // 100, cents % 100)
 
 
-@micropython.native
 def _index(blob):
     """Start offsets of the ``COUNT`` texts in ``blob`` (text n starts after the n-th newline)."""
     at = array("H", bytes(2 * (COUNT + 1)))
@@ -284,7 +282,6 @@ def text_into(buf, lang, tid, arg=None):
     buf.extend(mv[mark + 2:end])
 
 
-@micropython.native
 def _fill(lang, tid, arg):
     if isinstance(arg, int):
         arg = yuan(arg)
@@ -297,13 +294,11 @@ def _fill(lang, tid, arg):
     return text % (arg,)
 
 
-@micropython.native
 def zh(tid, arg=None):
     """The Chinese text ``tid`` with its argument filled in (an int: cents, shown as yuan)."""
     return _fill(ZH, tid, arg)
 
 
-@micropython.native
 def en(tid, arg=None):
     """The English text ``tid`` with its argument filled in (simulator console)."""
     return _fill(EN, tid, arg)

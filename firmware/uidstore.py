@@ -75,7 +75,6 @@ class VersionMismatch(UidStoreError):
     """A delta from another version than the one held: ask the server for the full list."""
 
 
-@micropython.native
 def _check_blob(blob, what):
     if len(blob) % _K:
         raise UidStoreError("%s: length %d is not a multiple of %d" % (what, len(blob), _K))
@@ -84,15 +83,12 @@ def _check_blob(blob, what):
 class _NoFile:
     """Stands in for a file that is not open (no base or no overlay): nothing to read."""
 
-    @micropython.native
     def seek(self, pos, whence=0):
         raise UidStoreError("internal: no list file is open")
 
-    @micropython.native
     def readinto(self, buf):
         raise UidStoreError("internal: no list file is open")
 
-    @micropython.native
     def close(self):
         pass
 
@@ -116,16 +112,13 @@ class UidStore:
     # -- lookups ------------------------------------------------------------------------
 
     @property
-    @micropython.native
     def version(self):
         return self._version
 
-    @micropython.native
     def count(self):
         """Number of keys in the list in force."""
         return self._bn + self._adds - self._removes
 
-    @micropython.native
     def overlay_size(self):
         """Entries in the overlay (compact when this grows)."""
         return self._on
@@ -170,7 +163,6 @@ class UidStore:
 
     # -- changes ------------------------------------------------------------------------
 
-    @micropython.native
     def apply_delta(self, from_version, to_version, added, removed):
         """Apply a delta (packed ascending keys added and removed) by rewriting the overlay.
 
@@ -203,7 +195,6 @@ class UidStore:
         os.rename(tmp, self._ovl_path)
         self._load()
 
-    @micropython.native
     def _merge_delta(self, out, added, removed):
         """Write old overlay entries merged with the delta, normalised against the base."""
         na, nr, no = len(added) // _K, len(removed) // _K, self._on
@@ -256,7 +247,6 @@ class UidStore:
             ent[_K] = op
             out.write(ent)
 
-    @micropython.native
     def replace_full(self, version, blob, hash=None):
         """Replace the whole list by ``blob`` (packed ascending keys) at ``version``.
 
@@ -271,13 +261,11 @@ class UidStore:
             raise e
         w.commit(hash)
 
-    @micropython.native
     def begin_full(self, version):
         """Start streaming a full list: returns a writer with ``write_chunk(data)``,
         ``commit(hash=None)`` and ``abort()``. Chunks may split keys anywhere."""
         return FullListWriter(self, version)
 
-    @micropython.native
     def compact(self):
         """Merge the overlay into a new base (same version) and drop the overlay."""
         if not self._on:
@@ -291,7 +279,6 @@ class UidStore:
             raise e
         w.commit()
 
-    @micropython.native
     def list_hash(self):
         """First 16 bytes of SHA-256 of the list in force (base and overlay merged)."""
         if not self._on:
@@ -300,7 +287,6 @@ class UidStore:
         self._merge(h.update)
         return h.digest()[:_HASH_LEN]
 
-    @micropython.native
     def _merge(self, sink):
         """Feed the list in force to ``sink`` in ascending runs of packed keys: base ranges
         are copied in bulk, each overlay entry found in the base by bisection."""
@@ -322,7 +308,6 @@ class UidStore:
                 pos = p + 1
         self._copy_base(pos, self._bn, sink)
 
-    @micropython.native
     def _copy_base(self, start, end, sink):
         mv = memoryview(self._copy)
         f = self._bf
@@ -335,14 +320,12 @@ class UidStore:
 
     # -- files --------------------------------------------------------------------------
 
-    @micropython.native
     def _close(self):
         self._bf.close()
         self._of.close()
         self._bf = _NO_FILE
         self._of = _NO_FILE
 
-    @micropython.native
     def _load(self):
         """Open the files in force, dropping leftovers of an interrupted change."""
         self._close()
@@ -405,7 +388,6 @@ class FullListWriter:
         self._last = bytearray(_K)
         self._count = 0
 
-    @micropython.native
     def write_chunk(self, data):
         """Append packed keys; a chunk may end inside a key (the rest comes next chunk).
 
@@ -431,7 +413,6 @@ class FullListWriter:
             self._carry[:rest] = mv[i + whole:n]
             self._nc = rest
 
-    @micropython.native
     def write_keys(self, keys):
         """Append whole packed keys (a multiple of 7 bytes), checking the order."""
         last = self._last
@@ -445,7 +426,6 @@ class FullListWriter:
         self._f.write(keys)
         self._h.update(keys)
 
-    @micropython.native
     def commit(self, hash=None):
         """Finish the file and rename it over the base; the old overlay goes with the old base.
 
@@ -470,7 +450,6 @@ class FullListWriter:
         remove_if_exists(s._ovl_path)
         s._load()
 
-    @micropython.native
     def abort(self):
         """Drop the partly written list; the old one stays in force."""
         try:
@@ -480,6 +459,5 @@ class FullListWriter:
         remove_if_exists(self._tmp)
 
 
-@micropython.native
 def _hex(data):
     return "".join("%02X" % b for b in data)

@@ -98,12 +98,10 @@ _SECTOR_ACCESS = {
 }
 
 
-@micropython.native
 def sector_of(block):
     return block // 4
 
 
-@micropython.native
 def trailer_block(sector):
     return sector * 4 + 3
 
@@ -149,7 +147,6 @@ def decode_value_block(block):
 # --- sector trailers --------------------------------------------------------------------
 
 
-@micropython.native
 def encode_access_bits(c0, c1, c2, c3):
     """Bytes 6-8 of a trailer for the access conditions of blocks 0-2 and the trailer."""
     conds = (c0, c1, c2, c3)
@@ -164,7 +161,6 @@ def encode_access_bits(c0, c1, c2, c3):
     return bytes((b6, b7, b8))
 
 
-@micropython.native
 def decode_access_bits(bits):
     """The four conditions (blocks 0-2, trailer) of trailer bytes 6-8, checked for consistency."""
     _check_len(bits, 3, "access bits")
@@ -182,14 +178,12 @@ def decode_access_bits(bits):
     return tuple(out)
 
 
-@micropython.native
 def encode_trailer(key_a, key_b, access, gpb=0x69):
     _check_len(key_a, 6, "key A")
     _check_len(key_b, 6, "key B")
     return bytes(key_a) + encode_access_bits(*access) + bytes([gpb]) + bytes(key_b)
 
 
-@micropython.native
 def sector_trailer(card_master, uid, sector):
     """The personalised trailer of a card sector: diversified keys and the sector's access bits."""
     ka = crypto.card_sector_key(card_master, uid, sector, crypto.KEY_A)
@@ -197,7 +191,6 @@ def sector_trailer(card_master, uid, sector):
     return encode_trailer(ka, kb, _SECTOR_ACCESS[sector])
 
 
-@micropython.native
 def sector_access(sector):
     return _SECTOR_ACCESS[sector]
 
@@ -216,20 +209,16 @@ class Identity:
         self.valid_until = valid_until
         self.version = version
 
-    @micropython.native
     def type_name(self):
         t = self.card_type
         return CARD_TYPE_NAMES[t] if 0 < t < len(CARD_TYPE_NAMES) else "unknown"
 
-    @micropython.native
     def __eq__(self, other):
         return isinstance(other, Identity) and self.fields() == other.fields()
 
-    @micropython.native
     def fields(self):
         return (self.card_no, self.holder_id, self.card_type, self.valid_from, self.valid_until, self.version)
 
-    @micropython.native
     def __repr__(self):
         return "Identity(%d, %r, %s, %d..%d)" % (
             self.card_no, self.holder_id, self.type_name(), self.valid_from, self.valid_until)
@@ -240,7 +229,6 @@ def _identity_mac(issuer_key, uid, blocks32):
     return crypto.hmac_sha256_2(issuer_key, uid, blocks32)[:16]
 
 
-@micropython.native
 def encode_identity(ident, issuer_key, uid):
     """Blocks 4, 5 and 6 (48 bytes): identity, holder id and the issuer MAC bound to the UID."""
     if not CARD_STAFF <= ident.card_type <= CARD_TEMPORARY:
@@ -310,15 +298,12 @@ class PurseState:
         for name in _STATE_FIELDS:
             setattr(self, name, getattr(other, name))
 
-    @micropython.native
     def fields(self):
         return tuple(getattr(self, name) for name in _STATE_FIELDS)
 
-    @micropython.native
     def __eq__(self, other):
         return isinstance(other, PurseState) and self.fields() == other.fields()
 
-    @micropython.native
     def __repr__(self):
         return "PurseState(counter=%d, balance=%d, day=%d/%d, meal=%d/%d, credit=%d, offline=%d)" % (
             self.counter, self.balance, self.day, self.day_total, self.meal_period, self.meal_total,
@@ -346,7 +331,6 @@ def encode_state_into(buf, st, purse_key, uid):
     mv[_STATE_MAC:STATE_SIZE] = _state_mac(purse_key, uid, mv[:_STATE_MAC])
 
 
-@micropython.native
 def encode_state(st, purse_key, uid):
     buf = bytearray(STATE_SIZE)
     encode_state_into(buf, st, purse_key, uid)
@@ -390,12 +374,10 @@ def state_gen(data):
     return data[_GEN_BYTE] >> 4
 
 
-@micropython.native
 def decode_state(data, purse_key, uid):
     return decode_state_into(PurseState(), data, purse_key, uid)
 
 
-@micropython.native
 def pin_check_int(purse_key, uid, pin):
     """The ``pin_check`` field of the purse state for ``pin``: its check value as an integer."""
     return struct.unpack("<I", crypto.pin_check_value(purse_key, uid, pin))[0]
@@ -404,7 +386,6 @@ def pin_check_int(purse_key, uid, pin):
 # --- load register ----------------------------------------------------------------------
 
 
-@micropython.native
 def encode_load_register(last_seq, purse_key, uid):
     """Block 10: the sequence number of the last server load applied to this card, MAC'd."""
     buf = bytearray(16)
@@ -413,7 +394,6 @@ def encode_load_register(last_seq, purse_key, uid):
     return bytes(buf)
 
 
-@micropython.native
 def decode_load_register(block, purse_key, uid):
     _check_len(block, 16, "load register")
     mv = memoryview(block)
@@ -423,12 +403,10 @@ def decode_load_register(block, purse_key, uid):
     return struct.unpack_from("<I", block, 0)[0]
 
 
-@micropython.native
 def _hex(data):
     return "".join("%02X" % b for b in data)
 
 
-@micropython.native
 def uid_hex(uid):
     """Upper-case hex of a UID, as shown to users (``04A1B2C3``)."""
     return _hex(uid)

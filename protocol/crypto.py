@@ -168,7 +168,6 @@ def compare_digest(a, b):
     return diff == 0
 
 
-@micropython.native
 def _uid_part(uid):
     n = len(uid)
     if n != 4 and n != 7:
@@ -239,7 +238,6 @@ def issuer_mac_key(master, uid):
     return _derive(master, _LABEL_ISSUER, -1, 0, uid)[:16]
 
 
-@micropython.native
 def pin_check_value(purse_key, uid, pin):
     """4-byte check value of a transaction PIN (digits as a str), kept on the card."""
     if not isinstance(pin, str) or not 4 <= len(pin) <= 6 or not pin.isdigit():
@@ -247,7 +245,6 @@ def pin_check_value(purse_key, uid, pin):
     return hmac_sha256(purse_key, _LABEL_PIN + _uid_part(uid) + pin.encode())[:4]
 
 
-@micropython.native
 def terminal_key(master, terminal_id):
     """The 32-byte key a terminal signs records and sync messages with."""
     if not 0 < terminal_id <= 0xFFFFFFFF:

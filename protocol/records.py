@@ -89,18 +89,15 @@ class Record:
         self.link = link
         self.mac = mac
 
-    @micropython.native
     def type_name(self):
         return TYPE_NAMES[self.type] if 0 < self.type < len(TYPE_NAMES) else "unknown"
 
-    @micropython.native
     def __repr__(self):
         return "Record(%s t%d#%d uid=%s ctr=%d amount=%d %d->%d)" % (
             self.type_name(), self.terminal_id, self.seq, crypto_hex(self.uid), self.counter,
             self.amount, self.balance_before, self.balance_after)
 
 
-@micropython.native
 def crypto_hex(data):
     return "".join("%02X" % b for b in data)
 
@@ -135,7 +132,6 @@ def link_of(rec):
     return crypto.sha256(rec)[:LINK_SIZE]
 
 
-@micropython.native
 def verify(rec, key):
     """True if the record is 64 bytes, of a known version and its MAC matches ``key``."""
     if len(rec) != RECORD_SIZE or rec[0] != VERSION:
@@ -144,7 +140,6 @@ def verify(rec, key):
     return crypto.compare_digest(crypto.hmac_sha256(key, mv[:_MAC_AT])[:MAC_SIZE], mv[_MAC_AT:RECORD_SIZE])
 
 
-@micropython.native
 def check(rec, key):
     """Like ``verify`` but raise ``RecordError`` saying what is wrong."""
     if len(rec) != RECORD_SIZE:
@@ -155,7 +150,6 @@ def check(rec, key):
         raise RecordError("record MAC does not match the terminal key")
 
 
-@micropython.native
 def decode(rec):
     """Parse a record (signature not checked); ``RecordError`` if malformed."""
     if len(rec) != RECORD_SIZE:
@@ -169,18 +163,15 @@ def decode(rec):
     return Record(fields, bytes(mv[_LINK_AT:_LINK_AT + LINK_SIZE]), bytes(mv[_MAC_AT:RECORD_SIZE]))
 
 
-@micropython.native
 def seq_of(rec):
     """The terminal sequence number of an encoded record, without decoding the rest."""
     return struct.unpack_from("<I", rec, 8)[0]
 
 
-@micropython.native
 def prev_link_of(rec):
     return bytes(memoryview(rec)[_LINK_AT:_LINK_AT + LINK_SIZE])
 
 
-@micropython.native
 def build(key, prev_link, rtype, flags, terminal_id, seq, ts, uid, counter, amount, before, after,
           aux=0, aux2=0, meal_period=0):
     """Encode and sign a record in one call (host tools and tests); returns 64 bytes."""

@@ -142,7 +142,6 @@ _ERRORS = (
 )
 
 
-@micropython.native
 def _error_text(code):
     for c, text in _ERRORS:
         if c == code:
@@ -241,27 +240,22 @@ class PN532(Reader):
 
     # -- bus, overridden per host interface ------------------------------------------------
 
-    @micropython.native
     def _wakeup(self):
         pass
 
-    @micropython.native
     def _write_frame(self, mv):
         raise self._missing("_write_frame")
 
-    @micropython.native
     def _recv(self, buf, nbytes, start, timeout_ms):
         """Read up to ``nbytes`` of what the chip has sent (at least one byte) into ``buf``;
         returns the count, or 0 if nothing came ``timeout_ms`` after ``start``."""
         raise self._missing("_recv")
 
-    @micropython.native
     def _drain(self):
         """Throw away bytes left over from an earlier exchange."""
 
     # -- frames ------------------------------------------------------------------------------
 
-    @micropython.native
     def _need(self, k, start, timeout_ms):
         """True once ``_rb`` holds ``k`` unread bytes; False if they did not come in time."""
         rb = self._rb
@@ -282,13 +276,11 @@ class PN532(Reader):
                 return False
         return True
 
-    @micropython.native
     def _discard(self):
         """Drop what was read but not parsed, and what waits on the line."""
         self._rp = self._rn = 0
         self._drain()
 
-    @micropython.native
     def _read_frame(self, timeout_ms):
         """Read one frame: LEN of TFI + data (at ``_rb[_d:]``), or _GOT_ACK/_GOT_NACK/_GOT_NOTHING."""
         start = ticks_ms()
@@ -336,7 +328,6 @@ class PN532(Reader):
         self._d = p
         return ln
 
-    @micropython.native
     def _answer(self, code, timeout_ms):
         """Read the answer frame the hard way: NACK a damaged one (twice), abort on time-out."""
         nacks = 0
@@ -355,7 +346,6 @@ class PN532(Reader):
             if got >= 0:
                 return got
 
-    @micropython.native
     def _no_answer(self, code, timeout_ms):
         self._write_frame(_ACK_FRAME)  # abort the command (section 6.2.1.3)
         return Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
@@ -454,7 +444,6 @@ class PN532(Reader):
         self._stale = self._rp != self._rn
         return got - 2
 
-    @micropython.native
     def command(self, code, data=b"", timeout=_TIMEOUT_MS):
         """Send ``code`` with parameter bytes ``data``; returns the answer data (a memoryview
         into the receive buffer, valid until the next command)."""
@@ -466,7 +455,6 @@ class PN532(Reader):
         m = self._send_command(code, n, _RX_MAX, timeout)
         return self._data(0, m)
 
-    @micropython.native
     def _data(self, skip, m):
         """The last answer's data after its first ``skip`` bytes, up to its ``m`` bytes."""
         d = self._d + 2
@@ -474,7 +462,6 @@ class PN532(Reader):
 
     # -- chip commands -----------------------------------------------------------------------
 
-    @micropython.native
     def get_firmware_version(self):
         """(IC, Ver, Rev, Support): (0x32, 1, 6, 7) for a PN532 v1.6."""
         d = self.command(_CMD_GET_FIRMWARE_VERSION)
@@ -482,7 +469,6 @@ class PN532(Reader):
             raise FrameError("firmware version: expected 4 bytes, got %d" % len(d))
         return d[0], d[1], d[2], d[3]
 
-    @micropython.native
     def sam_configuration(self, mode=1, timeout=0, irq=0):
         """Mode 1 = normal (no SAM); also takes the chip out of its power-on low-battery mode."""
         self._tx[_P] = mode
@@ -490,7 +476,6 @@ class PN532(Reader):
         self._tx[_P + 2] = irq
         self._send_command(_CMD_SAM_CONFIGURATION, 3, 2)
 
-    @micropython.native
     def rf_configuration(self, item, data):
         """RFConfiguration ``item`` with its configuration bytes ``data``."""
         self._tx[_P] = item
@@ -498,16 +483,13 @@ class PN532(Reader):
             self._tx[_P + 1 + i] = data[i]
         self._send_command(_CMD_RF_CONFIGURATION, 1 + len(data), 2)
 
-    @micropython.native
     def set_passive_retries(self, retries):
         """How often InListPassiveTarget retries before it answers "no target" (0xFF: forever)."""
         self.rf_configuration(_RF_MAX_RETRIES, (0xFF, 0x01, retries))
 
-    @micropython.native
     def rf_field(self, on):
         self.rf_configuration(_RF_FIELD, (0x01 if on else 0x00,))
 
-    @micropython.native
     def in_list_passive_target(self, max_tg=1, brty=0, initiator_data=b""):
         """List up to ``max_tg`` targets; returns the answer (NbTg, then per target its data)."""
         self._tx[_P] = max_tg
@@ -517,7 +499,6 @@ class PN532(Reader):
         m = self._send_command(_CMD_IN_LIST_PASSIVE_TARGET, 2 + len(initiator_data), _RX_MAX, _POLL_TIMEOUT_MS)
         return self._data(0, m)
 
-    @micropython.native
     def in_data_exchange(self, tg, data, timeout=_TIMEOUT_MS):
         """Send ``data`` to target ``tg``; returns its answer, raises PN532Error on a status."""
         n = len(data)
@@ -532,14 +513,12 @@ class PN532(Reader):
             raise PN532Error(status)
         return self._data(1, m)
 
-    @micropython.native
     def in_release(self, tg=0):
         """Release target ``tg`` (0: all); returns the status byte."""
         self._tx[_P] = tg
         m = self._send_command(_CMD_IN_RELEASE, 1, 3)
         return self._rb[self._d + 2] if m else 0
 
-    @micropython.native
     def diagnose_line(self, n=16):
         """Communication line test: the chip echoes ``n`` bytes; True if they come back intact."""
         self._tx[_P] = 0x00
@@ -551,7 +530,6 @@ class PN532(Reader):
 
     # -- firmware.mifare.Reader --------------------------------------------------------------
 
-    @micropython.native
     def init(self):
         self._wakeup()
         self.sam_configuration()
@@ -596,7 +574,6 @@ class PN532(Reader):
             return m - 1
         raise self._card_error(op, block, m)
 
-    @micropython.native
     def _card_error(self, op, block, m):
         """The error for an InDataExchange answer of ``m`` bytes without status 0."""
         if m < 1:
@@ -665,7 +642,6 @@ class PN532(Reader):
         self._tx[_P + 2] = block
         self._mifare(OP_TRANSFER, 2, block)
 
-    @micropython.native
     def halt(self):
         """Release the target: the PN532 halts the card (HLTA)."""
         if self._tg:
@@ -688,10 +664,9 @@ class PN532_UART(PN532):
         super().__init__()
         self._uart = uart
         self._wait = getattr(uart, "wait", None)
-        self._write_frame = uart.write  # a frame is one write
+        self._write_frame = uart.write  # type: ignore[method-assign]  # a frame is one write
         self._readinto = uart.readinto  # bound once: every exchange reads
 
-    @micropython.native
     def _wakeup(self):
         self._uart.write(_WAKEUP)
         sleep_ms(2)
@@ -710,7 +685,6 @@ class PN532_UART(PN532):
             if wait is None:
                 sleep_ms(1)
 
-    @micropython.native
     def _drain(self):
         uart = self._uart
         while uart.any():
