@@ -1,9 +1,12 @@
 """POS tap benchmark: the firmware under the MicroPython unix port selling 1,000 times against
-the PN532 emulator, as a cashier would (amount, tap, card leaves).
+the PN532 emulator, as a cashier would (amount, tap, card leaves), to four cards in turn.
 
-Prints, per sale:
+Prints, per sale (docs/pos-performance.md says what each CPU figure means):
 
-* CPU time of the firmware process (``/proc/<pid>/stat`` utime + stime over the 1,000 sales;
+* the firmware's own CPU (``firmware_cpu_ms_per_sale``, benchmarks/pos_cpu_mpy.py): the same
+  terminal on the same driver with the chip in its process (its share measured and taken off),
+  no pty, no console; fastest of 21 rounds, with the median.
+* CPU time of the firmware process (``cpu_ms_per_sale``: ``/proc/<pid>/stat`` utime + stime over the 1,000 sales;
   the emulator runs in this process, so it is excluded). Includes keypad line parsing, the
   display line, and the poll that sees the card gone. Also split into user and system time:
   the system part is the kernel's side of the pty, the console pipe and the journal's fsync.
