@@ -3,7 +3,10 @@
 MicroPython has ``hashlib.sha256`` but no ``hmac``, so HMAC is built per RFC 2104 here; on
 CPython the stdlib's C implementation gives the same bytes faster. Every derived key is an
 HMAC of a fixed label, the object's identity and the master key, so one master yields
-independent keys per card, sector and terminal.
+independent keys per card, sector and terminal (sector keys five to an HMAC: a tap needs
+sectors 1-4 of a card, one HMAC). On MicroPython the hot path allocates little: pads and
+derivation messages live in buffers made once (a tap derives three keys of a new card and
+checks or makes four MACs).
 
 Usage::
 
