@@ -79,6 +79,7 @@ class Chip:
         self._rp = 0
         self._value = 0  # the card's transfer buffer
         self._addr = 0
+        self._block = bytearray(16)
         self.log = None  # a list: the frames written are kept there
 
     @micropython.native
@@ -124,14 +125,16 @@ class Chip:
         if op == 0xA0:  # WRITE
             _copy(blocks, 16 * b, frame, 10, 16)
         elif op == 0xC0 or op == 0xC1 or op == 0xC2:  # DECREMENT, INCREMENT, RESTORE
-            v = int.from_bytes(blocks[16 * b:16 * b + 4], "little")
+            o = 16 * b
+            v = blocks[o] | blocks[o + 1] << 8 | blocks[o + 2] << 16 | blocks[o + 3] << 24
             if v >= 0x80000000:
                 v -= 0x100000000
             amount = frame[10] | frame[11] << 8 | frame[12] << 16 | frame[13] << 24
             self._value = v - amount if op == 0xC0 else v + amount if op == 0xC1 else v
             self._addr = blocks[16 * b + 12]
         elif op == 0xB0:  # TRANSFER
-            blocks[16 * b:16 * b + 16] = cl.encode_value_block(self._value, self._addr)
+            cl.encode_value_block_into(self._block, self._value, self._addr)
+            _copy(blocks, 16 * b, self._block, 0, 16)
         out[13] = 0
         self._answer(0x41, 1)
 
