@@ -152,7 +152,9 @@ class PendingLoads:
         e = self._entry
         try:
             i = self._seek_card(f)
-            while i >= 0:  # the card's entries, in sequence order
+            if i < 0:
+                return False
+            while True:  # the card's entries, in sequence order
                 kind, seq, amount = struct.unpack_from("<BIi", e, _KEY)
                 if seq == want:
                     self.seq = seq
@@ -168,6 +170,5 @@ class PendingLoads:
                 f.readinto(e)
                 if self._cmp_key() != 0:
                     return False
-            return False
         finally:
             f.close()

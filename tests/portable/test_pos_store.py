@@ -88,6 +88,11 @@ def test_pending_loads_found_by_uid_and_next_sequence():
         assert store.find(memoryview(uid7), 7, 0) and store.amount == 700
         assert not store.find(memoryview(uid7), 7, 1)
         assert not store.find(memoryview(bytes((1, 2, 3, 4))), 4, 0)
+        # waiting: any load for the card, whatever its sequence (the POS then reads block 10)
+        assert store.waiting(memoryview(uid4), 4) and store.waiting(memoryview(uid7), 7)
+        assert not store.waiting(memoryview(bytes((1, 2, 3, 4))), 4)
+        assert not store.waiting(memoryview(bytes((0x05, 0x06, 0x07, 0x09))), 4)  # between two cards
+        assert not store.waiting(memoryview(bytes((0x05, 1, 2, 3, 4, 5, 6))), 7)  # after the last entry
         again = pending_loads.PendingLoads(d)  # survives a restart
         assert again.count == 5 and again.find(memoryview(uid7), 7, 0)
     finally:
