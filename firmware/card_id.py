@@ -90,6 +90,7 @@ class CardId:
         self.identity = None
         self._buf = buf if buf is not None else bytearray(48)
         self._mv = memoryview(self._buf)
+        self._views = (self._mv[0:16], self._mv[16:32], self._mv[32:48])  # made once: no slicing per tap
         # Keys of the last card seen: a card held or tapped again skips the two HMACs.
         self._key_uid = bytearray(8)
         self._ka = None
@@ -143,10 +144,10 @@ class CardId:
             if not r.select(self.uid):
                 raise NoCard("card left the field during authentication")
             self._reject(REJECT_NOT_PERSONALISED, "sector 1 refuses the campus key: not a campus card")
-        mv = self._mv
-        r.read_block(_B_IDENTITY, mv[0:16])
-        r.read_block(_B_IDENTITY + 1, mv[16:32])
-        r.read_block(_B_IDENTITY + 2, mv[32:48])
+        v = self._views
+        r.read_block(_B_IDENTITY, v[0])
+        r.read_block(_B_IDENTITY + 1, v[1])
+        r.read_block(_B_IDENTITY + 2, v[2])
         buf = self._buf
         if buf[0] != cl.LAYOUT_VERSION:
             self._reject(REJECT_NOT_PERSONALISED, "identity sector holds layout version %d, expected %d"

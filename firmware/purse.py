@@ -105,6 +105,7 @@ class Purse:
         self._cm = card_master
         self._buf = bytearray(48)  # identity on read, the encoded new state on writes
         self._mv = memoryview(self._buf)
+        self._wblocks = (self._mv[0:16], self._mv[16:32], self._mv[32:48])  # views made once
         self.card = CardId(reader, card_master, issuer_master, self._buf)
         self.uid = self.card.uid
         self.uid_len = 0
@@ -121,6 +122,9 @@ class Purse:
         # Raw card data of the tap: slot 0, slot 1, load register (read and MAC-checked when needed).
         self._raw = bytearray(112)
         self._rmv = memoryview(self._raw)
+        # Views made once (slicing in a tap would allocate): the 7 blocks, each slot's 48 bytes.
+        self._blocks = tuple(self._rmv[i:i + 16] for i in range(0, 112, 16))
+        self._slot_mvs = (self._rmv[0:48], self._rmv[48:96])
         self._ready = False
         self._auth_sector = -1
         self._auth_type = 0
@@ -173,16 +177,18 @@ class Purse:
         self._auth_type = key_type
 
     @micropython.native
-    def _read3(self, block, mv):
+    def _read3(self, block, first):
+        """Blocks ``block``..``block + 2`` into raw blocks ``first``..``first + 2``."""
         r = self.reader
-        r.read_block(block, mv[0:16])
-        r.read_block(block + 1, mv[16:32])
-        r.read_block(block + 2, mv[32:48])
+        v = self._blocks
+        r.read_block(block, v[first])
+        r.read_block(block + 1, v[first + 1])
+        r.read_block(block + 2, v[first + 2])
 
     @micropython.native
     def _value(self, block):
         """Read a value block; ``None`` if it is not a value block holding the primary's address."""
-        mv = self._rmv[96:112]
+        mv = self._blocks[6]
         self.reader.read_block(block, mv)
         try:
             value, addr = cl.decode_value_block(mv)
@@ -197,10 +203,10 @@ class Purse:
         self._auth(_SLOT_SECTOR[slot], KEY_A)
         r = self.reader
         b = _SLOT_BLOCK[slot]
-        mv = self._mv
-        r.write_block(b, mv[0:16])
-        r.write_block(b + 1, mv[16:32])
-        r.write_block(b + 2, mv[32:48])
+        w = self._wblocks
+        r.write_block(b, w[0])
+        r.write_block(b + 1, w[1])
+        r.write_block(b + 2, w[2])
         self._new = self._slots[slot]
         self._slots[slot] = st
         self._vs[slot] = _VALID
@@ -263,18 +269,17 @@ class Purse:
         self._keys()
         r = self.reader
         self._auth(_S_PURSE, KEY_A)
-        raw = self._rmv
         p = self._value(_B_BALANCE)
         b = self._value(_B_BACKUP)
         self._reg = _REG_UNREAD
         self.load_waiting = self.loads is not None and self.loads.waiting(c.uid_mv, n)
         if self.load_waiting:
-            r.read_block(_B_LOADS, raw[96:112])
+            r.read_block(_B_LOADS, self._blocks[6])
             self._reg = _REG_UNKNOWN
         self._auth(_SLOT_SECTOR[0], KEY_A)
-        self._read3(_SLOT_BLOCK[0], raw[0:48])
+        self._read3(_SLOT_BLOCK[0], 0)
         self._auth(_SLOT_SECTOR[1], KEY_A)
-        self._read3(_SLOT_BLOCK[1], raw[48:96])
+        self._read3(_SLOT_BLOCK[1], 3)
         self._vs[0] = self._vs[1] = _UNKNOWN
         self._load_seq = -1
         self._classify(p, b)
@@ -287,7 +292,7 @@ class Purse:
         vs = self._vs[i]
         if vs == _UNKNOWN:
             try:
-                cl.decode_state_into(self._slots[i], self._rmv[i * 48:i * 48 + 48], self._pk, self.uid_mv)
+                cl.decode_state_into(self._slots[i], self._slot_mvs[i], self._pk, self.uid_mv)
                 vs = _VALID
             except CardFormatError:
                 vs = _INVALID
@@ -302,11 +307,11 @@ class Purse:
         """
         if self._reg == _REG_UNREAD:
             self._auth(_S_PURSE, KEY_A)
-            self.reader.read_block(_B_LOADS, self._rmv[96:112])
+            self.reader.read_block(_B_LOADS, self._blocks[6])
             self._reg = _REG_UNKNOWN
         if self._reg == _REG_UNKNOWN:
             try:
-                self._reg = cl.decode_load_register(self._rmv[96:112], self._pk, self.uid_mv)
+                self._reg = cl.decode_load_register(self._blocks[6], self._pk, self.uid_mv)
             except CardFormatError:
                 self._reg = -1
         return self._reg
@@ -332,8 +337,8 @@ class Purse:
     @micropython.native
     def _classify(self, p, b):
         """Compare value blocks and slots (checking MACs only as far as needed); plan the repair."""
-        raw = self._rmv
-        first = cl.newer_slot(cl.state_gen(raw[0:48]), cl.state_gen(raw[48:96]))
+        sm = self._slot_mvs
+        first = cl.newer_slot(cl.state_gen(sm[0]), cl.state_gen(sm[1]))
         if self._slot(first) is not None:
             cur = first
         elif self._slot(1 - first) is not None:
