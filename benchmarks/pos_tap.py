@@ -108,19 +108,24 @@ def cpu_per_line(term: TerminalProcess, pid: int, line: str, setup: str = "", n:
     return (cpu_seconds(pid) - cpu0) * 1000 / n
 
 
+def run_mpy_json(script: str, args: list[str], heap: str | None = None, timeout: float = 900) -> dict[str, Any]:
+    """Run ``benchmarks/<script>`` under MicroPython and return the JSON object of its last line."""
+    heap_args = ["-X", f"heapsize={heap}"] if heap else []
+    proc = subprocess.run([micropython_binary(), *heap_args, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, env=micropython_env(), cwd=mpy_cwd(), timeout=timeout)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"{script} gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
+
+
 def flash_store_figures() -> dict[str, Any]:
     """The blacklist and journal figures of benchmarks/flash_store_mpy.py (its last line)."""
     script = ROOT / "benchmarks" / "flash_store_mpy.py"
     if not script.exists():
         return {"blacklist_entries": None, "blacklist_lookup_ms": None, "journal_capacity_records_2mb": None,
                 "flash_store_note": "benchmarks/flash_store_mpy.py not present"}
-    proc = subprocess.run([micropython_binary(), "-X", "heapsize=64K", str(script)], capture_output=True,
-                          text=True, env=micropython_env(), cwd=mpy_cwd(), timeout=900)
-    lines = proc.stdout.strip().splitlines()
-    try:
-        doc = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        raise SystemExit(f"flash_store_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
+    doc = run_mpy_json("flash_store_mpy.py", [], heap="64K")
     return {k: doc.get(k) for k in ("blacklist_entries", "blacklist_lookup_ms", "journal_capacity_records_2mb")}
 
 
@@ -149,18 +154,12 @@ def pty_floor(round_trips: int = 20000) -> dict[str, float]:
     responder = threading.Thread(target=respond, daemon=True)
     responder.start()
     try:
-        proc = subprocess.run([micropython_binary(), str(ROOT / "benchmarks" / "pty_round_trip_mpy.py"), path,
-                               str(round_trips)], capture_output=True, text=True, env=micropython_env(),
-                              cwd=mpy_cwd(), timeout=300)
+        return run_mpy_json("pty_round_trip_mpy.py", [path, str(round_trips)], timeout=300)
     finally:
         stop.set()
         responder.join()
         os.close(master)
         os.close(slave)
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise SystemExit(f"pty_round_trip_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
 
 
 def in_process_cpu(workspace: Path, card_blocks: bytes, heap: str, sales: int) -> dict[str, float]:
@@ -168,13 +167,7 @@ def in_process_cpu(workspace: Path, card_blocks: bytes, heap: str, sales: int) -
     ``card_blocks``: the 64 blocks of each card, one card after the other."""
     card = workspace / "cpu-card.bin"
     card.write_bytes(card_blocks)
-    proc = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", str(ROOT / "benchmarks" / "pos_cpu_mpy.py"),
-                           str(workspace), str(card), str(sales)], capture_output=True, text=True,
-                          env=micropython_env(), cwd=mpy_cwd(), timeout=600)
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise SystemExit(f"pos_cpu_mpy.py gave no JSON line:\n{proc.stdout}{proc.stderr}") from None
+    return run_mpy_json("pos_cpu_mpy.py", [str(workspace), str(card), str(sales)], heap=heap, timeout=600)
 
 
 def main() -> None:

@@ -283,15 +283,9 @@ def text_into(buf, lang, tid, arg=None):
 
 
 def _fill(lang, tid, arg):
-    if isinstance(arg, int):
-        arg = yuan(arg)
-    if not 0 <= tid < COUNT:
-        return "?%d" % tid
-    at = _ATS[lang]
-    text = _BLOBS[lang][at[tid]:at[tid + 1] - 1].decode() if tid else ""
-    if arg is None or "%s" not in text:
-        return text
-    return text % (arg,)
+    buf = bytearray()
+    text_into(buf, lang, tid, arg)
+    return bytes(buf).decode()
 
 
 def zh(tid, arg=None):

@@ -194,7 +194,7 @@ def _derive(master, label, b1, b2, uid):
         raise CryptoError("card UID must be 4 or 7 bytes, got %d" % n)
     if _HAVE_HMAC:
         extra = bytes([b1, b2]) if b1 >= 0 else b""
-        return hmac_sha256(_master(master), label + extra + _uid_part(uid))
+        return hmac_sha256(_master(master), label + extra + bytes([n]) + bytes(uid))  # length checked above
     m = _MSG
     at = _put(m, 0, label, len(label))
     if b1 >= 0:
