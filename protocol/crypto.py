@@ -188,7 +188,7 @@ def _master(master):
 @micropython.native
 def _derive(master, label, b1, b2, uid):
     """HMAC(master, label [+ b1, b2] + len(uid) + uid): the message built in ``_MSG`` on
-    MicroPython (a tap derives six keys of a new card), joined as bytes on CPython (threads)."""
+    MicroPython (a tap derives three keys of a new card), joined as bytes on CPython (threads)."""
     n = len(uid)
     if n != 4 and n != 7:
         raise CryptoError("card UID must be 4 or 7 bytes, got %d" % n)
