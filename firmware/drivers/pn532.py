@@ -270,6 +270,10 @@ class PN532(Reader):
         self._rn = 0  # end of the bytes read
         self._d = 0
         self._stale = True  # the line may hold bytes of an earlier exchange: drain it first
+        # Set by a bus that can wait for the chip's bytes: wait(ms) -> True once readable,
+        # readinto(buf, n) -> count or None. _send_command then reads without _recv's polling.
+        self._wait = None
+        self._readinto = None
         self._tg = 0
         self.atqa = 0
         self.sak = 0
@@ -417,14 +421,21 @@ class PN532(Reader):
         stale = self._stale
         self._stale = True
         rb = self._rb
+        wait = self._wait
+        readinto = self._readinto
         want = expect + 13 if expect < _RB - 13 else _RB  # ACK 6, frame overhead 7
         for _ in range(tries):
             if stale:
                 self._discard()
             self._write_frame(frame)
-            # The ACK 00 00 FF 00 FF 00 comes first, often together with the answer.
+            # The ACK 00 00 FF 00 FF 00 comes first, often together with the answer. A bus that
+            # can wait for bytes (``_wait``) waits and reads once; else ``_recv`` polls.
             start = ticks_ms()
-            rn = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
+            rn = 0
+            if wait is not None and wait(_ACK_TIMEOUT_MS):
+                rn = readinto(rb, want) or 0
+            if not rn:
+                rn = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
             fast = _answer_in(rb, rn, _RX_MAX, code)
             if fast:  # the usual exchange: ACK and answer whole in one read
                 self._d = fast >> 16
