@@ -43,6 +43,8 @@ Quirk                     the PN532 lists a card that is still on the reader aga
 try:
     import micropython
 except ImportError:
+    from typing import Any  # noqa: F401 - the type comments below (MicroPython has no typing module)
+
     from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
     from protocol.compat import ptr8  # CPython reads viper annotations
 
@@ -272,8 +274,8 @@ class PN532(Reader):
         self._stale = True  # the line may hold bytes of an earlier exchange: drain it first
         # Set by a bus that can wait for the chip's bytes: wait(ms) -> True once readable,
         # readinto(buf, n) -> count or None. _send_command then reads without _recv's polling.
-        self._wait = None
-        self._readinto = None
+        self._wait = None  # type: Any
+        self._readinto = None  # type: Any
         self._tg = 0
         self.atqa = 0
         self.sak = 0
@@ -664,6 +666,8 @@ class PN532(Reader):
     def read_block(self, block, out_buf):
         self._tx[_P + 1] = _MF_READ
         self._tx[_P + 2] = block
+        if len(out_buf) < 16:  # _copy16 writes without bounds checks
+            raise ValueError("block buffer must hold 16 bytes, got %d" % len(out_buf))
         m = self._mifare(OP_READ, 2, block)
         if m != 16:
             raise CardIOError("short read of block %d: expected 16 bytes, got %d" % (block, m))

@@ -158,6 +158,14 @@ def test_read_block_fills_the_buffer():
     assert bytes(buf) == unhex("000102030405060708090a0b0c0d0e0f")
 
 
+def test_read_block_into_a_view_writes_its_16_bytes_only():
+    """The block lands in the view given, nothing before or after it in the buffer beneath."""
+    rdr, uart = selected(ACK() + RSP("41 00 000102030405060708090a0b0c0d0e0f"))
+    buf = bytearray(b"\xee" * 40)
+    rdr.read_block(4, memoryview(buf)[8:24])
+    assert bytes(buf) == b"\xee" * 8 + unhex("000102030405060708090a0b0c0d0e0f") + b"\xee" * 16
+
+
 def test_short_read_is_an_error():
     rdr, uart = selected(ACK() + RSP("41 00 0001"))
     e = raises(CardIOError, rdr.read_block, 4, bytearray(16))
@@ -185,6 +193,7 @@ def test_argument_checks():
     raises(ValueError, rdr.auth, 4, 0x62, KEY, memoryview(UID))
     raises(ValueError, rdr.write_block, 4, b"short")
     raises(ValueError, rdr.decrement, 5, -1)
+    raises(ValueError, rdr.read_block, 4, bytearray(15))  # the block is copied without bounds checks
     assert uart.written == []
 
 
