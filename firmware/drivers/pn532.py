@@ -393,25 +393,32 @@ class PN532(Reader):
         return Timeout("PN532 gave no answer to command 0x%02x within %d ms" % (code, timeout_ms))
 
     @micropython.native
-    def _send_command(self, code, n, expect=_RX_MAX, timeout_ms=_TIMEOUT_MS, tries=_SEND_TRIES):
+    def _send_command(self, code, n, expect=_RX_MAX, timeout_ms=_TIMEOUT_MS, tries=_SEND_TRIES, op=-1):
         """Send command ``code`` with ``n`` parameter bytes already at ``_tx[_P:]``.
 
         ``expect`` is the answer's usual LEN (TFI + data): the ACK and an answer of that size
         are read with one bus read when they are both there; any other size works too.
-
-        :returns: the number of answer data bytes, which start at ``_rb[_d + 2]``.
         ``tries``: sends without an ACK before giving up; 1 for a card command, which the chip
         may have run although its ACK was lost (a DECREMENT sent twice takes twice), so it is
         aborted with an ACK instead of sent again.
+        ``op``: a MIFARE operation (``OP_*``) for a card command, an InDataExchange whose MIFARE
+        bytes (command, block, ...) are at ``_tx[_P + 1:]``: the target goes in ``_tx[_P]``,
+        the answer's status byte is checked and the card I/O counted (one method, not two: a
+        call costs MicroPython more than the checks).
 
+        :returns: the number of answer data bytes, which start at ``_rb[_d + 2]``; for a card
+            command, the number after the status byte (they start at ``_rb[_d + 3]``).
         :raises Timeout: no ACK after ``tries`` sends, or no answer in ``timeout_ms``.
         :raises FrameError: the answer failed its checks after 2 NACKs.
         :raises PN532Error: the chip answered with the syntax error frame.
+        :raises NoCard, AuthFailed, CardIOError: a card command's status byte is not 0.
         """
         tx = self._tx
         if n > _TX_MAX - _P - 2:
             raise ValueError("command too long: %d parameter bytes" % n)
         tx[6] = code  # 00 00 FF and TFI D4 are in place since __init__
+        if op >= 0:
+            tx[_P] = self._tg
         k = _seal(tx, n)
         frame = self._frames[k]
         if frame is None:
@@ -426,6 +433,7 @@ class PN532(Reader):
         wait = self._wait
         readinto = self._readinto
         want = expect + 13 if expect < _RB - 13 else _RB  # ACK 6, frame overhead 7
+        m = -1
         for _ in range(tries):
             if stale:
                 self._discard()
@@ -440,14 +448,14 @@ class PN532(Reader):
                 rn = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
             fast = _answer_in(rb, rn, _RX_MAX, code)
             if fast:  # the usual exchange: ACK and answer whole in one read
-                self._d = fast >> 16
+                d = fast >> 16
+                self._d = d
                 end = (fast >> 8) & 0xFF
                 self._rp = end
                 self._rn = rn
                 self._stale = end != rn
-                if _DEBUG:
-                    print("pn532 <", bytes(self._rbmv[fast >> 16 : end]).hex())
-                return (fast & 0xFF) - 2
+                m = (fast & 0xFF) - 2
+                break
             self._rp = 0
             self._rn = rn
             if 0 < rn < 6:
@@ -471,8 +479,24 @@ class PN532(Reader):
             if tries == 1:
                 self._write_frame(_ACK_FRAME)  # abort, in case the chip runs it after all
             raise Timeout("PN532 did not acknowledge command 0x%02x" % code)
-        # The answer, checked in place when it came whole (00 00 FF LEN LCS TFI..DCS): the
-        # common case; anything else goes through _read_frame (preamble, NACK, time-out).
+        if m < 0:  # the careful path: the answer after the ACK, read and checked as it comes
+            m = self._answer_after_ack(code, p, rn, want, timeout_ms)
+            d = self._d
+        if _DEBUG:
+            print("pn532 <", bytes(self._rbmv[d : d + m + 2]).hex())
+        if op < 0:
+            return m
+        self.card_ios += 1
+        self.card_io_us += _OP_US[op]
+        if m and not rb[d + 2] & 0x3F:
+            return m - 1
+        raise self._card_error(op, tx[_P + 2], m)
+
+    def _answer_after_ack(self, code, p, rn, want, timeout_ms):
+        """The answer to ``code`` whose ACK ended at ``_rb[p]`` (``rn`` bytes read), checked in
+        place when it came whole (00 00 FF LEN LCS TFI..DCS), else read through _read_frame
+        (preamble, NACK, time-out); returns its data count (data at ``_rb[_d + 2]``)."""
+        rb = self._rb
         if p == rn:
             p = 0
             rn = self._recv(rb, want - 6, ticks_ms(), timeout_ms)
@@ -492,8 +516,6 @@ class PN532(Reader):
             self._rp = p
             got = self._answer(code, timeout_ms)
             d = self._d
-        if _DEBUG:
-            print("pn532 <", bytes(self._rbmv[d : d + got]).hex())
         if rb[d] == _TFI_ERROR:
             raise PN532Error(_TFI_ERROR)
         if got < 2 or rb[d] != _TFI_CHIP or rb[d + 1] != code + 1:
@@ -621,18 +643,6 @@ class PN532(Reader):
         self._select_io(n)
         return n
 
-    @micropython.native
-    def _mifare(self, op, n, block):
-        """InDataExchange of the ``n`` MIFARE bytes at ``_tx[_P + 1:]``; returns the data count
-        (the data start at ``_rb[_d + 3]``)."""
-        self._tx[_P] = self._tg
-        m = self._send_command(_CMD_IN_DATA_EXCHANGE, n + 1, 19 if op == OP_READ else 3, _TIMEOUT_MS, 1)
-        self.card_ios += 1
-        self.card_io_us += _OP_US[op]
-        if m and not self._rb[self._d + 2] & 0x3F:
-            return m - 1
-        raise self._card_error(op, block, m)
-
     def _card_error(self, op, block, m):
         """The error for an InDataExchange answer of ``m`` bytes without status 0."""
         if m < 1:
@@ -660,7 +670,7 @@ class PN532(Reader):
         tx[_P + 10] = uid_mv[-3]
         tx[_P + 11] = uid_mv[-2]
         tx[_P + 12] = uid_mv[-1]
-        self._mifare(OP_AUTH, 12, block)
+        self._send_command(_CMD_IN_DATA_EXCHANGE, 13, 3, _TIMEOUT_MS, 1, OP_AUTH)
 
     @micropython.native
     def read_block(self, block, out_buf):
@@ -668,7 +678,7 @@ class PN532(Reader):
         self._tx[_P + 2] = block
         if len(out_buf) < 16:  # _copy16 writes without bounds checks
             raise ValueError("block buffer must hold 16 bytes, got %d" % len(out_buf))
-        m = self._mifare(OP_READ, 2, block)
+        m = self._send_command(_CMD_IN_DATA_EXCHANGE, 3, 19, _TIMEOUT_MS, 1, OP_READ)
         if m != 16:
             raise CardIOError("short read of block %d: expected 16 bytes, got %d" % (block, m))
         _copy16(out_buf, self._rb, self._d + 3)
@@ -681,7 +691,7 @@ class PN532(Reader):
         tx[_P + 1] = _MF_WRITE
         tx[_P + 2] = block
         tx[_P + 3 : _P + 19] = data
-        self._mifare(OP_WRITE, 18, block)
+        self._send_command(_CMD_IN_DATA_EXCHANGE, 19, 3, _TIMEOUT_MS, 1, OP_WRITE)
 
     @micropython.native
     def _value(self, cmd, block, amount):
@@ -694,13 +704,13 @@ class PN532(Reader):
         tx[_P + 4] = (amount >> 8) & 0xFF
         tx[_P + 5] = (amount >> 16) & 0xFF
         tx[_P + 6] = amount >> 24
-        self._mifare(OP_VALUE, 6, block)
+        self._send_command(_CMD_IN_DATA_EXCHANGE, 7, 3, _TIMEOUT_MS, 1, OP_VALUE)
 
     @micropython.native
     def transfer(self, block):
         self._tx[_P + 1] = _MF_TRANSFER
         self._tx[_P + 2] = block
-        self._mifare(OP_TRANSFER, 2, block)
+        self._send_command(_CMD_IN_DATA_EXCHANGE, 3, 3, _TIMEOUT_MS, 1, OP_TRANSFER)
 
     def halt(self):
         """Release the target: the PN532 halts the card (HLTA)."""
