@@ -197,50 +197,30 @@ def _ack_end(rb: ptr8, rn: int) -> int:
 
 
 @micropython.viper
-def _whole(rb: ptr8, p: int, rn: int, rx_max: int) -> int:
-    """LEN of the answer frame at ``rb[p:]`` if it came whole within ``rb[:rn]`` with good
-    LCS and DCS (00 00 FF LEN LCS TFI..DCS); 0 otherwise (the careful path then decides)."""
-    if p + 5 > rn:
+def _answer_at(rb: ptr8, p: int, rn: int, code: int, ack: int) -> int:
+    """The chip's answer to command ``code`` checked in place, when it came whole within
+    ``rb[:rn]``: the frame 00 00 FF LEN LCS D5 code+1 data DCS (postamble or not) at ``rb[p:]``,
+    or, with ``ack``, right after an ACK and its postamble at ``rb[0:6]``. Returns
+    ``d << 16 | end << 8 | LEN``, with the TFI at ``rb[d]`` and the next unread byte at
+    ``end``; 0 otherwise (then the careful path reads and judges the bytes: preamble, NACK,
+    checksum, error frame, another command's answer)."""
+    if ack:
+        if rn < 6 or rb[0] != 0 or rb[1] != 0 or rb[2] != 0xFF or rb[3] != 0 or rb[4] != 0xFF or rb[5] != 0:
+            return 0
+        p = 6
+    if p + 5 > rn or rb[p] != 0 or rb[p + 1] != 0 or rb[p + 2] != 0xFF:
         return 0
     ln = rb[p + 3]
-    end = p + 5 + ln  # the DCS
-    if end >= rn or rb[p] != 0 or rb[p + 1] != 0 or rb[p + 2] != 0xFF:
-        return 0
-    if ((ln + rb[p + 4]) & 0xFF) != 0 or ln == 0 or ln > rx_max:
-        return 0
-    total = 0
-    i = p + 5
-    while i <= end:
-        total += rb[i]
-        i += 1
-    if (total & 0xFF) != 0:
-        return 0
-    return ln
-
-
-@micropython.viper
-def _answer_in(rb: ptr8, rn: int, rx_max: int, code: int) -> int:
-    """The chip's answer to command ``code`` checked in place in ``rb[:rn]``, when it came
-    whole after the ACK (ACK, then 00 00 FF LEN LCS D5 code+1 data DCS, postamble or not):
-    ``d << 16 | end << 8 | LEN``, with the TFI at ``rb[d]`` and the next unread byte at
-    ``end``; 0 otherwise (then the careful path reads and judges the bytes)."""
-    if rn < 6 or rb[0] != 0 or rb[1] != 0 or rb[2] != 0xFF or rb[3] != 0 or rb[4] != 0xFF or rb[5] != 0:
-        return 0  # no ACK with its postamble first
-    if rn < 14 or rb[6] != 0 or rb[7] != 0 or rb[8] != 0xFF:
-        return 0
-    ln = rb[9]
-    d = 11
-    if ((ln + rb[10]) & 0xFF) != 0 or ln < 2 or ln > rx_max or d + ln >= rn:
+    d = p + 5
+    if ((ln + rb[p + 4]) & 0xFF) != 0 or ln < 2 or ln > _RX_MAX or d + ln >= rn:
         return 0
     total = 0
     i = d
     while i <= d + ln:  # TFI + data + DCS = 0 (mod 256)
         total += rb[i]
         i += 1
-    if (total & 0xFF) != 0:
+    if (total & 0xFF) != 0 or rb[d] != _TFI_CHIP or rb[d + 1] != code + 1:
         return 0
-    if rb[d] != _TFI_CHIP or rb[d + 1] != code + 1:
-        return 0  # the error frame or an unexpected answer: the careful path says which
     end = d + ln + 1
     if end < rn and rb[end] == 0:
         end += 1  # postamble
@@ -446,7 +426,7 @@ class PN532(Reader):
                 rn = readinto(rb, want) or 0
             if not rn:
                 rn = self._recv(rb, want, start, _ACK_TIMEOUT_MS)
-            fast = _answer_in(rb, rn, _RX_MAX, code)
+            fast = _answer_at(rb, 0, rn, code, 1)
             if fast:  # the usual exchange: ACK and answer whole in one read
                 d = fast >> 16
                 self._d = d
@@ -494,8 +474,8 @@ class PN532(Reader):
 
     def _answer_after_ack(self, code, p, rn, want, timeout_ms):
         """The answer to ``code`` whose ACK ended at ``_rb[p]`` (``rn`` bytes read), checked in
-        place when it came whole (00 00 FF LEN LCS TFI..DCS), else read through _read_frame
-        (preamble, NACK, time-out); returns its data count (data at ``_rb[_d + 2]``)."""
+        place when it came whole (``_answer_at``), else read through _read_frame (preamble,
+        NACK, time-out, error frame); returns its data count (data at ``_rb[_d + 2]``)."""
         rb = self._rb
         if p == rn:
             p = 0
@@ -503,15 +483,12 @@ class PN532(Reader):
             self._rn = rn
             if not rn:
                 raise self._no_answer(code, timeout_ms)
-        ln = _whole(rb, p, rn, _RX_MAX)
-        if ln:
-            got = ln
-            d = p + 5
+        whole = _answer_at(rb, p, rn, code, 0)
+        if whole:
+            got = whole & 0xFF
+            d = whole >> 16
             self._d = d
-            end = d + ln + 1
-            if end < rn and rb[end] == 0x00:
-                end += 1  # postamble
-            self._rp = end
+            self._rp = (whole >> 8) & 0xFF
         else:
             self._rp = p
             got = self._answer(code, timeout_ms)
