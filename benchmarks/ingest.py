@@ -6,9 +6,11 @@ pre-sealed 1,000-record batches from ``--threads`` client threads over keep-aliv
 connections (``http.client``). Every record goes the whole way: MAC check, terminal hash
 chain, card chain check, ledger lines, store, acknowledgement. Uploads run in rounds: in
 each round every terminal sends one batch and a card is used at one terminal only, so
-every card's records arrive in counter order as they would in a canteen. Then the same
-record rows are inserted with plain ``executemany`` (one transaction per 1,000 rows) into
-an empty database with the same schema and settings; the rows are the tuples the server
+every card's records arrive in counter order as they would in a canteen. The same
+record rows are also inserted with plain ``executemany`` (one transaction per 1,000 rows) into
+an empty database with the same schema and settings, once before the uploads and once after
+(this machine's speed changes for seconds at a time: the baseline brackets the uploads, and
+is the rows of both runs over their time); the rows are the tuples the server
 builds, BLOBs as ``bytearray`` like the server binds them (``store.records.BLOB``). The
 server's CPU per batch is printed with the share of its record-MAC helper process and the client's own CPU
 (all three share this machine's cores).
@@ -151,8 +153,9 @@ def server_pids(arbiter: int) -> tuple[int, list[int]]:
 
 
 def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: dict[int, bytes],
-           n_threads: int) -> float:
-    """Send every round (a barrier between rounds); returns the seconds it took."""
+           n_threads: int) -> tuple[float, float]:
+    """Send every round (a barrier between rounds); returns (seconds it took, the client's
+    CPU seconds meanwhile: the sealing of the batches beforehand not counted)."""
     now = int(time.time())
     sealed = [[(tid, messages.seal(keys_by_tid[tid], tid, "upload", {"records": batch}, now, os.urandom(12)),
                 batch) for tid, batch in rnd] for rnd in plan]
@@ -182,15 +185,15 @@ def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: di
             conn.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if errors:
         raise SystemExit("upload failed: " + "; ".join(errors[:5]))
-    return elapsed
+    return elapsed, cpu
 
 
 def raw_insert(db_path: str, rows: list[tuple]) -> float:
@@ -220,15 +223,14 @@ def main() -> None:
         plan, rows = generate(terminals, uids, args.rounds, now)
         print(f"setup: {len(uids)} cards, {len(terminals)} terminals, {len(rows)} records in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        raw_before = raw_insert(os.path.join(tmp, "raw-before.db"), rows)
         port = free_port()
         proc = start_server(db_path, port, args.threads)
         try:
             worker, helpers = server_pids(proc.pid)
             cpu0 = cpu_seconds(worker)
             helper0 = sum(cpu_seconds(h) for h in helpers)
-            client0 = time.process_time()
-            elapsed = upload(port, plan, dict(terminals), args.threads)
-            client_cpu = time.process_time() - client0
+            elapsed, client_cpu = upload(port, plan, dict(terminals), args.threads)
             server_cpu = cpu_seconds(worker) - cpu0
             helper_cpu = sum(cpu_seconds(h) for h in helpers) - helper0
         finally:
@@ -247,7 +249,9 @@ def main() -> None:
         client_ms = client_cpu * 1000 * BATCH / len(rows)
         print(f"ingest: {len(rows)} records in {elapsed:.2f} s over HTTP, all linked; server CPU {cpu_ms:.1f} ms "
               f"per batch (+ {helper_ms:.1f} ms in its MAC helper; the client {client_ms:.1f} ms)", file=sys.stderr)
-        raw_rate = raw_insert(os.path.join(tmp, "raw.db"), rows)
+        raw_after = raw_insert(os.path.join(tmp, "raw-after.db"), rows)
+        raw_rate = 2 / (1 / raw_before + 1 / raw_after)  # the rows of both runs over their time
+        print(f"raw inserts: {raw_before:,.0f} rows/s before the uploads, {raw_after:,.0f} after", file=sys.stderr)
     print(json.dumps({"ingest_records_per_s": round(ingest_rate), "raw_insert_rows_per_s": round(raw_rate),
                       "ratio": round(ingest_rate / raw_rate, 3), "batch": BATCH}))
 
