@@ -20,14 +20,14 @@ except ImportError:
     from protocol.compat import const
 
 KEY_SIZE = const(7)
-_PAD = b"\x00\x00\x00"
+PAD4 = b"\x00\x00\x00"  # a 4-byte UID's key is these bytes and the UID
 
 
 def uid_key(uid):
     """The 7-byte sortable key of a 4- or 7-byte UID."""
     n = len(uid)
     if n == 4:
-        return _PAD + bytes(uid)
+        return PAD4 + bytes(uid)
     if n == 7:
         if uid[0] == 0:
             raise ProtocolError("7-byte UID may not start with 0x00")

@@ -33,7 +33,7 @@ from hmac import compare_digest
 from operator import itemgetter
 from typing import Any
 
-from protocol import records
+from protocol import records, uidlist
 from sync_server import cards, chain, macworker, store
 from sync_server import status as st
 from sync_server.chaincache import ChainCache
@@ -57,7 +57,7 @@ _KNOWN_TYPES = frozenset(range(1, len(records.TYPE_NAMES)))
 _ROLLED_BACK = records.FLAG_ROLLED_BACK
 _UNAUTHORISED = records.FLAG_UNAUTHORISED_OFFLINE
 _VERSION = records.VERSION
-_PAD = b"\x00\x00\x00"  # a 4-byte UID's key is the UID left-padded to 7 bytes (protocol.uidlist)
+_PAD = uidlist.PAD4
 _POSTED = frozenset(st.POSTED)
 _BLOB = rstore.BLOB
 if (macworker.SIZE, macworker.MAC_AT, macworker.TAG) != (_SIZE, _SIZE - records.MAC_SIZE, records.MAC_SIZE) \

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from protocol import uidlist
+from protocol.errors import ProtocolError
 from sync_server.store import ledger
 
 
@@ -95,12 +97,9 @@ def due_transfers(db: Database, replaced_before: int) -> list[dict[str, Any]]:
 def _uid_key_of(ref: str) -> bytes | None:
     """The 7-byte UID key of a ref written as 4- or 7-byte UID hex, else None."""
     try:
-        raw = bytes.fromhex(ref)
-    except ValueError:
+        return uidlist.uid_key(bytes.fromhex(ref))
+    except (ValueError, ProtocolError):
         return None
-    if len(raw) == 4:
-        return b"\x00\x00\x00" + raw
-    return raw if len(raw) == 7 else None
 
 
 def cards_by_refs(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
