@@ -29,9 +29,8 @@ except ImportError:
     from protocol import compat as micropython  # type: ignore[no-redef]  # CPython: native() is the identity
 
 import os
-import struct
 
-from firmware.flashfs import close_file
+from firmware.flashfs import read_tagged, write_tagged
 from firmware.uidstore import UidStore, UidStoreError, VersionMismatch
 from protocol import uidlist
 
@@ -41,7 +40,6 @@ except ImportError:
     from protocol.compat import const
 
 _EEXIST = const(17)
-_META_FMT = "<4sI"
 _META_MAGIC = b"BLUA"
 
 __all__ = ("Blacklist", "UidStoreError", "VersionMismatch")
@@ -102,13 +100,7 @@ class Blacklist:
 
     def mark_updated(self, now):
         """Persist ``now`` as the time of the last complete update from the server."""
-        tmp = self._root + "/updated.tmp"
-        f = open(tmp, "wb")
-        try:
-            f.write(struct.pack(_META_FMT, _META_MAGIC, now))
-        finally:
-            close_file(f)
-        os.rename(tmp, self._root + "/updated")
+        write_tagged(self._root + "/updated", _META_MAGIC, now)
         self.updated_at = now
 
     def age_s(self, now):
@@ -126,12 +118,4 @@ class Blacklist:
         self._store.compact()
 
     def _read_meta(self):
-        try:
-            with open(self._root + "/updated", "rb") as f:
-                data = f.read(8)
-        except OSError:
-            return 0
-        if len(data) != 8:
-            return 0
-        magic, t = struct.unpack(_META_FMT, data)
-        return t if magic == _META_MAGIC else 0
+        return read_tagged(self._root + "/updated", _META_MAGIC)

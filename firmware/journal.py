@@ -50,7 +50,7 @@ except ImportError:
 import os
 import struct
 
-from firmware.flashfs import close_file
+from firmware.flashfs import close_file, read_tagged, write_tagged
 from protocol import records
 
 try:
@@ -65,7 +65,6 @@ _LINK_END = const(52)
 _EEXIST = const(17)
 _ENOSPC = const(28)
 _ACK_MAGIC = b"JACK"
-_ACK_FMT = "<4sI"
 FULL_MESSAGE = "journal full — sync needed"
 
 
@@ -293,24 +292,10 @@ class Journal:
                 pass
 
     def _read_ack(self):
-        try:
-            with open(self._root + "/ack", "rb") as f:
-                data = f.read(8)
-        except OSError:
-            return 0
-        if len(data) != 8:
-            return 0
-        magic, seq = struct.unpack(_ACK_FMT, data)
-        return seq if magic == _ACK_MAGIC else 0
+        return read_tagged(self._root + "/ack", _ACK_MAGIC)
 
     def _write_ack(self, seq):
-        tmp = self._root + "/ack.tmp"
-        f = open(tmp, "wb")
-        try:
-            f.write(struct.pack(_ACK_FMT, _ACK_MAGIC, seq))
-        finally:
-            close_file(f)
-        os.rename(tmp, self._root + "/ack")
+        write_tagged(self._root + "/ack", _ACK_MAGIC, seq)
 
     def _list_segments(self):
         segs = []
