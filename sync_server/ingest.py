@@ -209,14 +209,17 @@ def scan(items: list[Any], tid: int, ring: KeyRing) -> Run | None:
 
 
 class _StoreLookup:
-    """The rare-path reads of ``chain.check_card``, from the database."""
+    """The rare-path reads of ``chain.check_card``: from the database, and the records of this
+    upload already taken on the fast path (``taken``: (uid, counter) -> events), which are not
+    stored yet but hold their counters as much as stored ones do."""
 
-    def __init__(self, db: store.Database) -> None:
+    def __init__(self, db: store.Database, taken: dict[tuple[bytes, int], list[chain.Event]] | None = None) -> None:
         self.db = db
+        self.taken = taken or {}
 
     def records_at(self, uid: bytes, counter: int) -> list[chain.Event]:
         rows = rstore.card_records(self.db, uid, counter=counter, statuses=st.POSTED + (st.SAME_EVENT,))
-        return [chain.Event.stored(r) for r in rows]
+        return [chain.Event.stored(r) for r in rows] + self.taken.get((uid, counter), [])
 
     def pending_beyond(self, uid: bytes, head: int) -> list[chain.Event]:
         rows = rstore.card_records(self.db, uid, min_counter=head, statuses=(st.PENDING, st.CLONE))
@@ -506,7 +509,12 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
             slow.setdefault(uid, []).append(ev)
             later.append((seq, raw, f, uid, 0))
     if slow:
-        lookup = _StoreLookup(db)
+        taken: dict[tuple[bytes, int], list[chain.Event]] = {}
+        for raw, f, uid in zip(raws, fields, uids):  # the slow cards' records taken before they went slow
+            if uid in slow and f[5] not in events and (f[1] in _PLAIN_MONEY or (f[1] == _REPAIR
+                                                                              and not f[2] & _ROLLED_BACK)):
+                taken.setdefault((uid, f[9]), []).append(chain.Event(f, raw, None, st.LINKED))
+        lookup = _StoreLookup(db, taken)
         for uid, evs in slow.items():
             chain.check_card(states[uid], evs, lookup, now, fx)
     poster.prefetch([states[uid].card_id for _, _, f, uid, _ in later if f[1] != _PURCHASE])

@@ -136,6 +136,21 @@ def test_clone_same_counter_on_two_terminals_blacklists_the_card(srv: ServerProc
     assert difference["difference"] == -3000 and difference["status"] == "blocked"
 
 
+def test_clone_same_counter_twice_in_one_upload_blacklists_the_card(srv: ServerProcess) -> None:
+    campus = Campus(srv)
+    term = campus.terminal()
+    card = campus.card(money=5000, term=term)
+    copy = Card(card.uid.hex(), card.card_no)
+    copy.counter, copy.balance = card.counter, card.balance
+    first, second = card.buy(term, 1000), copy.buy(term, 3000)  # both offline at one till: one upload
+    ack = term.upload([first, second])
+    assert ack["rejected"] == [] and ack["acked"] == term.seq
+    shown = card.show(srv)
+    assert shown["status"] == "blocked" and shown["chain"]["state"] == "clone"
+    assert "counter 2 used twice" in shown["blacklisted"]["reason"]
+    assert sorted(r["status"] for r in shown["records"]) == ["clone", "linked", "linked"]
+
+
 def test_purchase_and_tearing_repair_post_once(srv: ServerProcess) -> None:
     campus = Campus(srv)
     t1, t2 = campus.terminal(), campus.terminal()
@@ -146,6 +161,20 @@ def test_purchase_and_tearing_repair_post_once(srv: ServerProcess) -> None:
     assert t1.upload([purchase])["rejected"] == []
     shown = card.show(srv)
     assert shown["shadow_balance"] == 4300 and shown["status"] == "active"
+    assert sorted(r["status"] for r in shown["records"]) == ["linked", "linked", "same-event"]
+    assert card.audit_differences(srv) == []
+
+
+def test_purchase_and_its_repair_in_one_upload_post_once(srv: ServerProcess) -> None:
+    campus = Campus(srv)
+    term = campus.terminal()
+    card = campus.card(money=5000, term=term)
+    purchase = card.buy(term, 700)  # torn at this till, finished by it at the next tap
+    repair = term.record(records.TEARING_REPAIR, card.uid, card.counter, 700, 5000, 4300, aux=term.tid,
+                         aux2=term.seq)
+    assert term.upload([purchase, repair])["rejected"] == []
+    shown = card.show(srv)
+    assert shown["shadow_balance"] == 4300 and shown["status"] == "active" and shown["chain"]["state"] == "ok"
     assert sorted(r["status"] for r in shown["records"]) == ["linked", "linked", "same-event"]
     assert card.audit_differences(srv) == []
 
