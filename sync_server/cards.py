@@ -27,6 +27,7 @@ from sync_server.store import access as astore
 from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
+from sync_server.store import terminals as tstore
 
 SHORT_TERM_TYPES = (card_layout.CARD_IDENTITY, card_layout.CARD_TEMPORARY)
 MAX_LOAD = 1_000_000  # 10,000.00 in one load
@@ -267,6 +268,11 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
         if chain_row["state"] in ("pending", "quarantined") and not force:
             raise Conflict("Card {} still has records missing (chain {}); wait for them or use "
                            "force".format(card["card_no"], chain_row["state"]))
+        holders = tstore.holding_records(db)
+        if holders and not force:
+            raise Conflict("records still held by {} may include sales of card {}: refunding now could pay "
+                           "them twice; wait until those terminals have synced, or use force".format(
+                               holders_text(holders), card["card_no"]))
         final = _withdraw(db, now, card, "cancellation")
         refund = max(final, 0)
         if refund:
@@ -278,6 +284,12 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
     out = show(db, ref)
     out["final_balance"], out["refund"] = final, refund
     return out
+
+
+def holders_text(holders: list[dict[str, Any]]) -> str:
+    """``tstore.holding_records`` in words: "terminal 4 (3 unacked), terminal 9 (sequence gap)"."""
+    return ", ".join("terminal {} ({})".format(h["id"], "{} unacked".format(h["unacked"]) if h["unacked"]
+                                               else "sequence gap") for h in holders)
 
 
 def _withdraw(db: store.Database, now: int, card: dict[str, Any], why: str) -> int:

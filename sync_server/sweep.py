@@ -3,8 +3,9 @@
 * a chain hole older than the settle time: ``pending`` -> ``quarantined`` for review
   (never frozen: the card keeps working; the anomaly names terminals still holding records);
 * a card in credit longer than ``credit_repay_days``: frozen and blacklisted;
-* a replaced card after ``replacement_wait_s`` (72 h) whose chain has settled: its balance,
-  less the replacement fee, becomes a pending load for the new card;
+* a replaced card after ``replacement_wait_s`` (72 h) whose chain has settled and while no
+  terminal says it holds unuploaded records: its balance, less the replacement fee, becomes a
+  pending load for the new card (an anomaly ``transfer_waiting`` names the terminals meanwhile);
 * blacklist entries of cards past their validity leave the list; old log entries and nonces
   are pruned; the record index catches up;
 * door access lists are recomputed where a card event or an expiry changed them (doors would
@@ -32,15 +33,14 @@ from sync_server.store import terminals as tstore
 
 def run(db: store.Database, now: int) -> dict[str, Any]:
     s = params.settings(db)
-    out = {"quarantined": 0, "frozen": 0, "transferred": 0, "expired": 0, "nonces_pruned": 0,
+    out = {"quarantined": 0, "frozen": 0, "transferred": 0, "transfers_waiting": 0, "expired": 0, "nonces_pruned": 0,
            "door_groups_refreshed": 0}
     with store.transaction(db):
         holders = tstore.holding_records(db)
         for c in cstore.stale_pending_chains(db, now - s["settle_time_s"]):
             cstore.set_chain_state(db, c["id"], "quarantined", now)
             chaincache.bump_epoch(db)
-            who = ", ".join("terminal {} ({})".format(h["id"], "{} unacked".format(h["unacked"]) if h["unacked"]
-                                                  else "sequence gap") for h in holders) or "none"
+            who = cards.holders_text(holders) if holders else "none"
             rstore.add_anomalies(db, [(now, "chain_quarantined", None, None, c["uid"],
                                        "card {}: counters after {} still missing after the settle time; "
                                        "quarantined for review (terminals still holding records: "
@@ -58,7 +58,16 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
         for old in cstore.due_transfers(db, now - s["replacement_wait_s"]):
             if old["chain_state"] in ("pending", "quarantined"):
                 continue  # records of the old card still missing: wait for them
+            if holders:  # any of them may hold a sale of the old card: moving now would pay it twice
+                if not rstore.has_open_anomaly(db, "transfer_waiting", old["uid"]):
+                    rstore.add_anomalies(db, [(now, "transfer_waiting", None, None, old["uid"],
+                                               "card {}: balance not moved to its replacement yet: records still "
+                                               "held by {} may include its sales".format(
+                                                   old["card_no"], cards.holders_text(holders)))])
+                out["transfers_waiting"] += 1
+                continue
             cards.transfer(db, now, old, s["replacement_fee"])
+            rstore.resolve_anomalies(db, "transfer_waiting", now, uid=old["uid"])
             out["transferred"] += 1
         for uid in cstore.blacklist_expired(db, now):
             cstore.blacklist_remove(db, uid, now)

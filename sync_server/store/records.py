@@ -164,6 +164,11 @@ def add_anomalies(db: Database, rows: list[tuple[int, str, int | None, int | Non
                        rows)
 
 
+def has_open_anomaly(db: Database, kind: str, uid: bytes) -> bool:
+    return db.execute("SELECT 1 FROM anomalies WHERE kind = ? AND uid = ? AND status = 'open' LIMIT 1",
+                      [kind, uid]).fetchone() is not None
+
+
 def resolve_anomalies(db: Database, kind: str, now: int, terminal_id: int | None = None,
                       seq: int | None = None, uid: bytes | None = None) -> int:
     cond, args = ["kind = ?", "status = 'open'"], [kind]
