@@ -56,13 +56,41 @@ def _http_error(e: HTTPException) -> tuple[Response, int]:
     return jsonify(error=f"{e.name}: {e.description}"), e.code or 400
 
 
+_INT64 = 2**63  # what SQLite stores; a larger JSON number is refused before anything is looked up
+MAX_TIME = 0xFFFFFFFF  # cards carry validity as 32-bit UTC seconds (protocol.card_layout)
+
+
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise Invalid("request body must be a JSON object")
+    _check_plain(data, "")
     return data
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse numbers SQLite cannot hold and text that is not valid Unicode, anywhere in a body."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise Invalid(f"{where or 'a value'} = {value} is out of range (64-bit integers)")
+    elif isinstance(value, float):
+        raise Invalid(f"{where or 'a value'} = {value!r}: amounts, ids and times are whole numbers")
+    elif isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise Invalid(f"{where or 'a value'} is not valid Unicode text") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_plain(k, "a field name")
+            _check_plain(v, f"field {k!r}")
+    elif isinstance(value, list):
+        for v in value:
+            _check_plain(v, where)
 
 
 def _field(data: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
@@ -75,6 +103,22 @@ def _field(data: dict[str, Any], name: str, kind: type, default: Any = ...) -> A
         raise Invalid(f"field {name!r} must be an integer, got {value!r}")
     if kind is str and not isinstance(value, str):
         raise Invalid(f"field {name!r} must be a string, got {value!r}")
+    if kind is bool and not isinstance(value, bool):
+        raise Invalid(f"field {name!r} must be true or false, got {value!r}")
+    return value
+
+
+def _arg_int(name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """An integer query argument within lo..hi (``default`` when absent)."""
+    text = request.args.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise Invalid(f"query argument {name} must be an integer, got {text!r}") from None
+    if not lo <= value <= hi:
+        raise Invalid(f"query argument {name} must be {lo}..{hi}, got {value}")
     return value
 
 
@@ -84,15 +128,22 @@ body, field = _body, _field  # for the routes other modules add to this blueprin
 def when(db: Any, value: Any, end_of_day: bool) -> int:
     """UTC seconds from an int or a local YYYY-MM-DD date (start or end of that day)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
+        t = value
+    elif isinstance(value, str):
         try:
             d = datetime.date.fromisoformat(value)
         except ValueError:
             raise Invalid(f"date {value!r} must be YYYY-MM-DD") from None
         tz = params.zone(db)
-        return params.local_date_end(tz, d) if end_of_day else params.local_date_start(tz, d)
-    raise Invalid(f"time {value!r} must be UTC seconds or a YYYY-MM-DD date")
+        try:
+            t = params.local_date_end(tz, d) if end_of_day else params.local_date_start(tz, d)
+        except (OverflowError, ValueError):
+            t = -1
+    else:
+        raise Invalid(f"time {value!r} must be UTC seconds or a YYYY-MM-DD date")
+    if not 0 <= t <= MAX_TIME:
+        raise Invalid(f"time {value!r} is outside 1970-01-01..2106-02-07 (cards carry 32-bit UTC seconds)")
+    return t
 
 
 @bp.post("/merchants")
@@ -166,7 +217,7 @@ def card_action(ref: str, action: str) -> Any:
     elif action == "resume":
         out = cards.resume(db, now, ref)
     elif action == "cancel":
-        out = cards.cancel(db, now, ref, _field(data, "refund_to", str, "bank"), bool(data.get("force", False)))
+        out = cards.cancel(db, now, ref, _field(data, "refund_to", str, "bank"), _field(data, "force", bool, False))
     elif action == "correct":
         out = cards.correct(db, now, ref, _field(data, "amount", int), _field(data, "merchant_id", int),
                             _field(data, "note", str, "correction"))
@@ -177,13 +228,13 @@ def card_action(ref: str, action: str) -> Any:
 
 @bp.get("/params")
 def get_params() -> Any:
-    merchant = request.args.get("merchant", type=int)
+    merchant = _arg_int("merchant", None, 1, 2**31 - 1)
     return jsonify(params.effective(context.get_db(), merchant))
 
 
 @bp.put("/params")
 def put_params() -> Any:
-    merchant = request.args.get("merchant", 0, type=int)
+    merchant = _arg_int("merchant", 0, 0, 2**31 - 1) or 0
     return jsonify(params.set_params(context.get_db(), _body(), merchant))
 
 
@@ -205,7 +256,7 @@ def get_blacklist() -> Any:
 @bp.get("/anomalies")
 def get_anomalies() -> Any:
     rows = rstore.anomalies(context.get_db(), request.args.get("status", "open") or None,
-                            request.args.get("kind"), request.args.get("limit", 200, type=int))
+                            request.args.get("kind"), _arg_int("limit", 200, 1, 10_000) or 200)
     for r in rows:
         r["uid"] = cards.uid_hex(r["uid"]) if r["uid"] and len(r["uid"]) == 7 else None
     return jsonify(rows)

@@ -73,6 +73,14 @@ SETTING_DEFAULTS: dict[str, Any] = {
 }
 
 
+_YEAR_S = 366 * 86400
+SETTING_RANGES: dict[str, tuple[int, int]] = {
+    "replacement_fee": (0, 100_000), "replacement_wait_s": (0, _YEAR_S), "settle_time_s": (0, _YEAR_S),
+    "credit_repay_days": (1, 366), "settlement_day": (1, 28), "blacklist_log_keep_s": (86400, 10 * _YEAR_S),
+    "max_loads_per_reply": (1, MAX_LOADS_PER_REPLY), "access_log_keep_s": (86400, 10 * _YEAR_S),
+}
+
+
 def effective(db: store.Database, merchant_id: int | None = None) -> dict[str, int]:
     """The parameters a terminal of ``merchant_id`` gets: defaults, global, merchant."""
     out = dict(TERMINAL_DEFAULTS)
@@ -127,18 +135,19 @@ def set_settings(db: store.Database, values: dict[str, Any]) -> dict[str, Any]:
         if name not in SETTING_DEFAULTS:
             raise Invalid("unknown setting {!r}; known: {}".format(name, ", ".join(sorted(SETTING_DEFAULTS))))
         if isinstance(SETTING_DEFAULTS[name], int):
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise Invalid(f"setting {name} must be an integer, got {value!r}") from None
+            if not isinstance(value, int) or isinstance(value, bool):  # cents and seconds are whole numbers
+                raise Invalid(f"setting {name} must be an integer, got {value!r}")
+            lo, hi = SETTING_RANGES[name]
+            if not lo <= value <= hi:
+                why = " (an answer must fit the terminal's 8 KB buffer)" if name == "max_loads_per_reply" else ""
+                raise Invalid(f"setting {name} must be {lo}..{hi}{why}, got {value}")
+        elif not isinstance(value, str):
+            raise Invalid(f"setting {name} must be a string, got {value!r}")
         elif name == "timezone":
             try:
                 zoneinfo.ZoneInfo(str(value))
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise Invalid(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
-        if name == "max_loads_per_reply" and not 1 <= int(value) <= MAX_LOADS_PER_REPLY:
-            raise Invalid(f"max_loads_per_reply must be 1..{MAX_LOADS_PER_REPLY} (an answer must fit the "
-                          f"terminal's 8 KB buffer), got {value}")
         clean[name] = str(value)
     with store.transaction(db):
         for name, value in clean.items():

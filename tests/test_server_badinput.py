@@ -142,3 +142,35 @@ def test_admin_api_needs_the_token(srv: ServerProcess) -> None:
     assert status == 400 and "error" in body
     status, body = srv.admin_raw("POST", "/cards", ["not", "an", "object"])
     assert status == 400 and "JSON object" in body["error"]
+
+
+def test_admin_bad_input_gets_4xx_and_changes_nothing(srv: ServerProcess) -> None:
+    campus = Campus(srv)
+    card = campus.card(money=3000, term=campus.terminal())
+    issue = {"uid": "04ABCDEF", "card_no": "BAD-1", "holder_id": "h", "valid_until": 2_000_000_000}
+    cases = [
+        ("POST", "/terminals", {"merchant_id": 10**30}, "out of range"),
+        ("POST", "/cards", dict(issue, valid_until=10**30), "out of range"),
+        ("POST", "/cards", dict(issue, valid_until="9999-12-31"), "2106"),
+        ("POST", "/cards", dict(issue, type="identity", valid_from=-10**18), "1970"),
+        ("POST", "/cards", dict(issue, card_no="\ud800"), "not valid Unicode"),
+        ("POST", f"/cards/{card.card_no}/correct", {"amount": 5, "merchant_id": 10**30}, "out of range"),
+        ("POST", f"/cards/{card.card_no}/cancel", {"refund_to": "bank", "force": "false"}, "true or false"),
+        ("GET", "/anomalies?limit=1000000000000000000000000", None, "limit must be"),
+        ("PUT", "/params?merchant=100000000000000000000000", {"per_txn_limit": 5}, "merchant must be"),
+        ("PUT", "/settings", {"settle_time_s": 10**30}, "out of range"),
+        ("PUT", "/settings", {"settle_time_s": -1}, "settle_time_s must be 0.."),
+        ("PUT", "/settings", {"replacement_fee": -500}, "replacement_fee must be 0.."),  # would create money
+        ("PUT", "/settings", {"replacement_wait_s": 12.9}, "whole numbers"),
+        ("PUT", "/settings", {"timezone": 8}, "must be a string"),
+    ]
+    srv.admin("GET", "/clock")  # admin requests first write the cached chain states: not a change
+    before = snapshot(srv.db)
+    failures = []
+    for method, path, body, text in cases:
+        status, answer = srv.admin_raw(method, path, body)
+        if status != 400 or text not in str((answer or {}).get("error")):
+            failures.append(f"{method} {path} {body!r}: {status} {answer!r} (expected 400 with {text!r})")
+    assert failures == []
+    assert snapshot(srv.db) == before
+    assert srv.admin("POST", "/sweep")["transferred"] == 0  # the housekeeping still runs
