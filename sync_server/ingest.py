@@ -434,12 +434,12 @@ def _update_gaps(db: store.Database, tid: int, acked: int, top: int, have: set[i
         s = e + 1
     rstore.replace_gaps(db, tid, new)
     firsts = {g[0] for g in new}
-    for first, (last, _since) in old.items():
-        if not any(first <= g[0] <= last or first <= g[1] <= last for g in new):
+    for first in old:  # an anomaly names a gap by its first sequence: a gap filled from the front is a new one
+        if first not in firsts:
             rstore.resolve_anomalies(db, "seq_gap", now, terminal_id=tid, seq=first)
     rstore.add_anomalies(db, [(now, "seq_gap", tid, a, None,
                                f"terminal {tid}: records #{a}..#{b} missing; the ack stays at #{acked} until they "
-                               "arrive") for a, b, _ in new if a not in old and a in firsts])
+                               "arrive") for a, b, _ in new if a not in old])
 
 
 def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fields: list[tuple[Any, ...]],

@@ -104,6 +104,21 @@ def test_sequence_gap_is_an_anomaly_until_filled(srv: ServerProcess) -> None:
     assert [r["status"] for r in shown["records"]] == ["linked"] * 5
 
 
+def test_sequence_gap_filled_in_pieces_leaves_no_open_anomaly(srv: ServerProcess) -> None:
+    campus = Campus(srv)
+    term = campus.terminal()
+    card = campus.card(money=5000, term=term)
+    r2, r3, r4, r5, r6 = (card.buy(term, 100) for _ in range(5))
+    assert term.upload([r6])["acked"] == 1
+    assert term.upload([r2])["acked"] == 2  # the gap shrinks from the front: #3..#5 missing
+    gap, = [a for a in anomalies(srv, "seq_gap") if a["terminal_id"] == term.tid]
+    assert "#3..#5 missing" in gap["detail"]
+    assert term.upload([r4])["acked"] == 2  # and splits: #3 and #5 missing
+    assert sorted(a["seq"] for a in anomalies(srv, "seq_gap") if a["terminal_id"] == term.tid) == [3, 5]
+    assert term.upload([r3, r5])["acked"] == 6
+    assert not [a for a in anomalies(srv, "seq_gap") if a["terminal_id"] == term.tid]
+
+
 def test_record_that_does_not_chain_is_rejected(srv: ServerProcess) -> None:
     campus = Campus(srv)
     term = campus.terminal()
