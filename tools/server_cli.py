@@ -329,7 +329,8 @@ def card_resume(db: Any, ref: str) -> None:
 
 @_card_command("cancel", "S2024001 --refund-to bank")
 @click.option("--refund-to", type=click.Choice(["bank", "cash", "donation"]), default="bank", show_default=True)
-@click.option("--force", is_flag=True, help="Cancel even though some of the card's records are missing.")
+@click.option("--force", is_flag=True,
+              help="Cancel even though some of the card's records are missing or terminals still hold records.")
 def card_cancel(db: Any, ref: str, refund_to: str, force: bool) -> None:
     """Cancel a card (leaving): final balance computed, refund or donation recorded."""
     from sync_server import cards
