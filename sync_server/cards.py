@@ -268,7 +268,7 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
         if chain_row["state"] in ("pending", "quarantined") and not force:
             raise Conflict("Card {} still has records missing (chain {}); wait for them or use "
                            "force".format(card["card_no"], chain_row["state"]))
-        holders = tstore.holding_records(db)
+        holders = tstore.holding_records(db, "pos")  # tills: doors hold no sales
         if holders and not force:
             raise Conflict("records still held by {} may include sales of card {}: refunding now could pay "
                            "them twice; wait until those terminals have synced, or use force".format(

@@ -55,15 +55,16 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
                                                  "days".format(-c["top_balance"], days),
                        now)
             out["frozen"] += 1
+        tills = tstore.holding_records(db, "pos")  # doors hold no sales
         for old in cstore.due_transfers(db, now - s["replacement_wait_s"]):
             if old["chain_state"] in ("pending", "quarantined"):
                 continue  # records of the old card still missing: wait for them
-            if holders:  # any of them may hold a sale of the old card: moving now would pay it twice
+            if tills:  # any of them may hold a sale of the old card: moving now would pay it twice
                 if not rstore.has_open_anomaly(db, "transfer_waiting", old["uid"]):
                     rstore.add_anomalies(db, [(now, "transfer_waiting", None, None, old["uid"],
                                                "card {}: balance not moved to its replacement yet: records still "
                                                "held by {} may include its sales".format(
-                                                   old["card_no"], cards.holders_text(holders)))])
+                                                   old["card_no"], cards.holders_text(tills)))])
                 out["transfers_waiting"] += 1
                 continue
             cards.transfer(db, now, old, s["replacement_fee"])

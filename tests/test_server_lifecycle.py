@@ -108,10 +108,11 @@ def test_replacement_waits_while_old_records_are_missing(srv: ServerProcess) -> 
 def test_balance_moves_and_refunds_wait_for_terminals_holding_records(srv: ServerProcess) -> None:
     srv.admin("PUT", "/settings", {"replacement_fee": 0})
     campus = Campus(srv)
-    term, offline = campus.terminal(), campus.terminal()
+    term, offline, door = campus.terminal(), campus.terminal(), campus.terminal("door")
     old, leaving = campus.card(money=5000, term=term), campus.card(money=2000, term=term)
     held = old.buy(offline, 1000)  # sold offline before the loss; the till says it holds one record
     offline.heartbeat(unacked=1, last_seq=offline.seq, offline_since=srv.now() - 60)
+    door.heartbeat(unacked=3, last_seq=3)  # door records hold no money: they hold nothing up
     srv.admin("POST", f"/cards/{old.card_no}/report-loss")
     srv.admin("POST", f"/cards/{old.card_no}/replace", {"uid": "04E7E8E9", "card_no": old.card_no + "-W"})
     new_key = uidlist.uid_key(bytes.fromhex("04E7E8E9"))
@@ -119,6 +120,7 @@ def test_balance_moves_and_refunds_wait_for_terminals_holding_records(srv: Serve
     assert [ld for ld in term.loads() if ld[0] == new_key] == [] and not old.show(srv)["transferred"]
     waiting, = [a for a in srv.admin("GET", "/anomalies?kind=transfer_waiting") if a["uid"] == old.uid.hex().upper()]
     assert f"terminal {offline.tid} (1 unacked)" in waiting["detail"]
+    assert f"terminal {door.tid} " not in waiting["detail"]
     status, body = srv.admin_raw("POST", f"/cards/{leaving.card_no}/cancel", {"refund_to": "bank"})
     assert status == 409 and f"terminal {offline.tid} (1 unacked)" in body["error"] and "force" in body["error"]
     assert leaving.show(srv)["status"] == "active"

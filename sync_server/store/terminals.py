@@ -91,8 +91,10 @@ def touch(db: Database, tid: int, now: int) -> None:
     db.execute("UPDATE terminals SET last_seen = ? WHERE id = ?", [now, tid])
 
 
-def holding_records(db: Database) -> list[dict[str, Any]]:
-    """Terminals that still hold unuploaded records: a sequence gap or unacked in a heartbeat."""
+def holding_records(db: Database, role: str | None = None) -> list[dict[str, Any]]:
+    """Terminals (of ``role``, if given) that still hold unuploaded records: a sequence gap or
+    unacked in a heartbeat."""
     return _rows(db.execute(
         "SELECT id, unacked, max_seq - acked_seq AS gap FROM terminals "
-        "WHERE status = 'active' AND (unacked > 0 OR max_seq > acked_seq)"))
+        "WHERE status = 'active' AND (unacked > 0 OR max_seq > acked_seq) AND (? IS NULL OR role = ?)",
+        [role, role]))
