@@ -98,6 +98,11 @@ def _consistent(f: tuple[Any, ...]) -> str | None:
     return None
 
 
+def _moves_money(f: tuple[Any, ...]) -> bool:
+    """True for a purchase, a load and a finished (not rolled-back) tearing repair."""
+    return f[1] == _PURCHASE or f[1] == _LOAD or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)
+
+
 def _invalid(f: tuple[Any, ...], tid: int) -> str | None:
     """Why a record (MAC checked, fields unpacked) cannot be stored for terminal ``tid``, or None."""
     if f[0] != _VERSION:
@@ -459,8 +464,7 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
     if set(map(_TYPE, fields)) <= _PLAIN_MONEY:  # the usual batch: purchases and loads only
         money = set(uids)
     else:
-        money = {uid for uid, f in zip(uids, fields) if f[1] == _PURCHASE or f[1] == _LOAD
-                 or (f[1] == _REPAIR and not f[2] & _ROLLED_BACK)}
+        money = {uid for uid, f in zip(uids, fields) if _moves_money(f)}
     states = cache.load(db, list(money))
     posting = lstore.new_posting(db, "upload", now, terminal_id=tid) if states else None
     poster = _Poster(db, terminal, now)
@@ -511,8 +515,7 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
     if slow:
         taken: dict[tuple[bytes, int], list[chain.Event]] = {}
         for raw, f, uid in zip(raws, fields, uids):  # the slow cards' records taken before they went slow
-            if uid in slow and f[5] not in events and (f[1] in _PLAIN_MONEY or (f[1] == _REPAIR
-                                                                              and not f[2] & _ROLLED_BACK)):
+            if uid in slow and f[5] not in events and _moves_money(f):
                 taken.setdefault((uid, f[9]), []).append(chain.Event(f, raw, None, st.LINKED))
         lookup = _StoreLookup(db, taken)
         for uid, evs in slow.items():
