@@ -144,7 +144,7 @@ def replace(db: store.Database, now: int, ref: str, new_uid: bytes, new_card_no:
     """Void the old card for good and issue its successor; the balance follows after the wait."""
     with store.transaction(db):
         old = find(db, ref)
-        _require(old, ("active", "lost", "suspended", "frozen"), "replace it")
+        _require(old, ("active", "lost", "suspended", "frozen", "blocked"), "replace it")
         issue(db, now, new_uid, new_card_no, old["holder_id"], old["type"], now, old["valid_until"])
         set_status(db, old, "replaced", f"replaced by card {new_card_no}", now)
         new_id = cstore.card(db, uid=new_uid)["id"]
@@ -263,7 +263,7 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
         raise Invalid(f"refund_to must be bank, cash or donation, got {refund_to!r}")
     with store.transaction(db):
         card = find(db, ref)
-        _require(card, ("active", "lost", "suspended", "frozen"), "cancel it")
+        _require(card, ("active", "lost", "suspended", "frozen", "blocked"), "cancel it")
         chain_row = cstore.chain(db, card["id"])
         if chain_row["state"] in ("pending", "quarantined") and not force:
             raise Conflict("Card {} still has records missing (chain {}); wait for them or use "

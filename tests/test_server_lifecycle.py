@@ -133,6 +133,24 @@ def test_balance_moves_and_refunds_wait_for_terminals_holding_records(srv: Serve
     assert old.audit_differences(srv) == [] and leaving.audit_differences(srv) == []
 
 
+def test_a_card_blocked_as_a_clone_can_be_replaced_and_its_balance_moves(srv: ServerProcess) -> None:
+    srv.admin("PUT", "/settings", {"replacement_fee": 0})
+    campus = Campus(srv)
+    t1, t2 = campus.terminal(), campus.terminal()
+    card = campus.card(money=5000, term=t1)
+    copy = Card(card.uid.hex(), card.card_no)
+    copy.counter, copy.balance = card.counter, card.balance  # the purse copied onto a blank card
+    assert t1.upload([card.buy(t1, 1000)])["rejected"] == []
+    assert t2.upload([copy.buy(t2, 3000)])["rejected"] == []
+    assert card.show(srv)["status"] == "blocked"
+    new = srv.admin("POST", f"/cards/{card.card_no}/replace", {"uid": "04EAEBEC", "card_no": card.card_no + "-C"})
+    assert new["status"] == "active" and card.show(srv)["status"] == "replaced"
+    srv.advance(73 * HOUR)
+    new_key = uidlist.uid_key(bytes.fromhex("04EAEBEC"))
+    assert [ld[2] for ld in t1.loads() if ld[0] == new_key] == [5000 - 1000 - 3000]  # what the ledger holds
+    assert card.show(srv)["blacklisted"] is not None  # the cloned UID stays refused
+
+
 def test_hole_is_pending_then_quarantined_never_frozen(srv: ServerProcess) -> None:
     campus = Campus(srv)
     term, offline = campus.terminal(), campus.terminal()
