@@ -11,7 +11,10 @@ each card's shadow balance equals the balance its highest-counter record reports
 only by postings that legitimately move money off a card without a record (refund, transfer
 to a replacement, withdrawn loads). Loads in transit are not on the card yet on either side.
 A card whose chain is still ``pending`` (records not yet uploaded) is listed but does not
-fail the audit; every other difference does.
+fail the audit; every other difference does. Two accounts are checked against the world as
+well: loads in transit must equal the loads not collected yet, and suspense must be empty
+(it holds money a record moved that the server could not place: a load collected twice or
+after it was withdrawn, a debit naming an unknown terminal; the anomalies say which).
 
 Usage::
 
@@ -26,6 +29,7 @@ from typing import Any
 from protocol import uidlist
 from sync_server import status as st
 from sync_server import store
+from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 
 ADJUSTMENT_KINDS = ("refund", "transfer_out", "load_cancel")
@@ -51,11 +55,22 @@ def audit(db: store.Database) -> dict[str, Any]:
                 "unexplained_postings": row["unexplained"], "status": row["status"],
                 "chain": row["state"], "reason": row["reason"]}
         (pending if row["state"] == "pending" and not row["unexplained"] else differences).append(item)
+    balances = lstore.balances_by_kind(db)
+    by_kind = {b["kind"]: b["balance"] for b in balances}
+    accounts = []
+    waiting = cstore.pending_loads_total(db)
+    if by_kind.get("in_transit", 0) != waiting:
+        accounts.append({"account": "in_transit", "balance": by_kind.get("in_transit", 0), "expected": waiting,
+                         "why": "loads in transit must equal the loads not collected yet"})
+    if by_kind.get("suspense", 0):
+        accounts.append({"account": "suspense", "balance": by_kind["suspense"], "expected": 0,
+                         "why": "money a record moved that the server could not place: see the load_mismatch and "
+                                "suspense anomalies"})
     return {
-        "ok": total == 0 and not unbalanced and not orphans and not differences,
+        "ok": total == 0 and not unbalanced and not orphans and not differences and not accounts,
         "journal_sum": total, "journal_lines": lines, "unbalanced_postings": unbalanced,
         "orphan_lines": orphans, "cards_checked": len(rows), "differences": differences,
-        "pending": pending, "balances": lstore.balances_by_kind(db),
+        "pending": pending, "accounts": accounts, "balances": balances,
     }
 
 
@@ -69,6 +84,8 @@ def format_report(report: dict[str, Any]) -> list[str]:
         out.append("{} journal lines name an account that does not exist".format(report["orphan_lines"]))
     for b in report["balances"]:
         out.append("  {:<15} {:5d} accounts  {:12d}".format(b["kind"], b["accounts"], b["balance"]))
+    for a in report["accounts"]:
+        out.append("{} holds {}, should hold {}: {}".format(a["account"], a["balance"], a["expected"], a["why"]))
     out.append("cards checked: {}".format(report["cards_checked"]))
     for d in report["differences"]:
         extra = f"; {d['unexplained_postings']} posted without a record" if d["unexplained_postings"] else ""

@@ -163,6 +163,11 @@ def in_transit(db: Database, card_id: int) -> int:
                       [card_id]).fetchone()[0]
 
 
+def pending_loads_total(db: Database) -> int:
+    """Cents of every load not collected yet (what the ledger's loads-in-transit account owes)."""
+    return db.execute("SELECT COALESCE(SUM(amount), 0) FROM loads WHERE status = 'pending'").fetchone()[0]
+
+
 def cancel_pending_loads(db: Database, card_id: int) -> int:
     """Mark the card's uncollected loads cancelled; returns their total."""
     total = in_transit(db, card_id)
