@@ -263,7 +263,10 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
         raise Invalid(f"refund_to must be bank, cash or donation, got {refund_to!r}")
     with store.transaction(db):
         card = find(db, ref)
-        _require(card, ("active", "lost", "suspended", "frozen", "blocked"), "cancel it")
+        _require(card, ("active", "lost", "suspended", "frozen", "blocked", "replaced"), "cancel it")
+        if card["transferred"]:
+            raise Conflict("Card {} was replaced and its balance moved to the new card: cancel that one "
+                           "instead".format(card["card_no"]))
         chain_row = cstore.chain(db, card["id"])
         if chain_row["state"] in ("pending", "quarantined") and not force:
             raise Conflict("Card {} still has records missing (chain {}); wait for them or use "
@@ -281,6 +284,7 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
                 (lstore.account(db, "donations" if refund_to == "donation" else "refunds_paid"), refund)])
         verb = "donated" if refund_to == "donation" else "refunded"
         set_status(db, card, "cancelled", f"final balance {final}, {verb} {refund}", now)
+        rstore.resolve_anomalies(db, "transfer_blocked", now, uid=card["uid"])
     out = show(db, ref)
     out["final_balance"], out["refund"] = final, refund
     return out
@@ -302,9 +306,20 @@ def _withdraw(db: store.Database, now: int, card: dict[str, Any], why: str) -> i
     return lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"])
 
 
+def successor(db: store.Database, old: dict[str, Any]) -> dict[str, Any] | None:
+    """The card a replaced card's balance goes to: its replacement, or, if that was replaced
+    in turn, the last card of the chain."""
+    new = cstore.card(db, card_id=old["replaced_by"])
+    seen = {old["id"]}
+    while new is not None and new["status"] == "replaced" and new["replaced_by"] and new["id"] not in seen:
+        seen.add(new["id"])
+        new = cstore.card(db, card_id=new["replaced_by"])
+    return new
+
+
 def transfer(db: store.Database, now: int, old: dict[str, Any], fee: int) -> int:
     """Move a replaced card's balance (less the fee) to its successor as a pending load."""
-    new = cstore.card(db, card_id=old["replaced_by"])
+    new = successor(db, old)
     balance = _withdraw(db, now, old, "replacement")
     taken = min(fee, max(balance, 0))
     moved = max(balance, 0) - taken

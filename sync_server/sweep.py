@@ -67,6 +67,15 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
                                                    old["card_no"], cards.holders_text(tills)))])
                 out["transfers_waiting"] += 1
                 continue
+            heir = cards.successor(db, old)
+            if heir is None or heir["status"] == "cancelled":
+                if not rstore.has_open_anomaly(db, "transfer_blocked", old["uid"]):
+                    rstore.add_anomalies(db, [(now, "transfer_blocked", None, None, old["uid"],
+                                               "card {}: its replacement {} is cancelled, so its balance cannot "
+                                               "move; cancel card {} to refund it".format(
+                                                   old["card_no"], heir["card_no"] if heir else "?",
+                                                   old["card_no"]))])
+                continue
             cards.transfer(db, now, old, s["replacement_fee"])
             rstore.resolve_anomalies(db, "transfer_waiting", now, uid=old["uid"])
             out["transferred"] += 1

@@ -151,6 +151,35 @@ def test_a_card_blocked_as_a_clone_can_be_replaced_and_its_balance_moves(srv: Se
     assert card.show(srv)["blacklisted"] is not None  # the cloned UID stays refused
 
 
+def test_a_balance_follows_a_chain_of_replacements_or_is_refunded(srv: ServerProcess) -> None:
+    srv.admin("PUT", "/settings", {"replacement_fee": 0})
+    campus = Campus(srv)
+    term, offline = campus.terminal(), campus.terminal()
+    a = campus.card(money=5000, term=term)
+    missing = a.buy(offline, 300)  # A's chain waits for this record
+    assert term.upload([a.buy(term, 200)])["rejected"] == []
+    srv.admin("POST", f"/cards/{a.card_no}/replace", {"uid": "04EBEC01", "card_no": a.card_no + "-B"})
+    srv.advance(10 * HOUR)
+    srv.admin("POST", f"/cards/{a.card_no}-B/replace", {"uid": "04EBEC02", "card_no": a.card_no + "-C"})
+    srv.advance(73 * HOUR)  # B's (empty) balance moves to C; A's waits
+    assert offline.upload([missing])["rejected"] == []
+    srv.admin("POST", "/sweep")
+    key_b, key_c = (uidlist.uid_key(bytes.fromhex(u)) for u in ("04EBEC01", "04EBEC02"))
+    assert [ld[2] for ld in term.loads() if ld[0] == key_c] == [5000 - 300 - 200]  # to the card in use
+    assert [ld for ld in term.loads() if ld[0] == key_b] == []
+
+    d = campus.card(money=3000, term=term)
+    srv.admin("POST", f"/cards/{d.card_no}/replace", {"uid": "04EBEC03", "card_no": d.card_no + "-E"})
+    srv.admin("POST", f"/cards/{d.card_no}-E/cancel", {"refund_to": "bank"})  # the new card left at once
+    srv.advance(73 * HOUR)
+    assert [ld for ld in term.loads() if ld[0] == uidlist.uid_key(bytes.fromhex("04EBEC03"))] == []
+    blocked, = [x for x in srv.admin("GET", "/anomalies?kind=transfer_blocked") if x["uid"] == d.uid.hex().upper()]
+    assert f"cancel card {d.card_no}" in blocked["detail"]
+    assert srv.admin("POST", f"/cards/{d.card_no}/cancel", {"refund_to": "bank"})["refund"] == 3000
+    assert not [x for x in srv.admin("GET", "/anomalies?kind=transfer_blocked") if x["uid"] == d.uid.hex().upper()]
+    assert d.audit_differences(srv) == [] and a.audit_differences(srv) == []
+
+
 def test_hole_is_pending_then_quarantined_never_frozen(srv: ServerProcess) -> None:
     campus = Campus(srv)
     term, offline = campus.terminal(), campus.terminal()
