@@ -43,7 +43,7 @@ class Event:
     """One money record of a card, new in this upload or already stored."""
 
     __slots__ = ("rid", "tid", "seq", "type", "flags", "time", "counter", "amount", "before", "after",
-                 "aux", "aux2", "raw", "status", "new")
+                 "aux", "aux2", "raw", "status", "new", "twin")
 
     def __init__(self, f: tuple[Any, ...], raw: bytes, rid: int | None, status: int) -> None:
         (_, self.type, self.flags, _, self.tid, self.seq, self.time, _, _, self.counter, self.amount,
@@ -52,6 +52,7 @@ class Event:
         self.rid = rid
         self.status = status
         self.new = rid is None
+        self.twin: Event | None = None  # for a same-event record: the record of the event it repeats
 
     @classmethod
     def stored(cls, row: dict[str, Any]) -> Event:
@@ -134,8 +135,9 @@ def _flag(card: CardState, fx: Effects, kind: str, ev: Event, text: str, evidenc
 
 def _judge_duplicate(card: CardState, ev: Event, others: list[Event], fx: Effects) -> None:
     """``ev`` uses a counter that ``others`` already used: the same event or a clone."""
-    if any(same_event(o, ev) for o in others):
-        ev.status = st.SAME_EVENT
+    twin = next((o for o in others if same_event(o, ev)), None)
+    if twin is not None:
+        ev.status, ev.twin = st.SAME_EVENT, twin
         return
     ev.status = st.CLONE
     if others:

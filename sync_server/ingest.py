@@ -528,6 +528,13 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
         code = code or events[seq].status
         purse = credit = 0
         flags = f[2]
+        if code == st.SAME_EVENT and f[1] == _PURCHASE:
+            twin = events[seq].twin  # a tearing repair posted first, by its own till's flag: the sale's decides
+            if (twin is not None and twin.type == _REPAIR and twin.status in _POSTED and twin.aux == tid
+                    and (twin.flags ^ flags) & _UNAUTHORISED):
+                moved = f[10] if flags & _UNAUTHORISED else -f[10]
+                lines[held] += moved
+                lines[payable] -= moved
         if code in _POSTED:
             purse, credit = cards.split(f[11], f[12])
             if f[1] == _PURCHASE:

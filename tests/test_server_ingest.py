@@ -259,3 +259,30 @@ def test_loads_in_transit_must_match_the_loads_not_collected(srv: ServerProcess)
         conn.execute("UPDATE loads SET status = 'pending' WHERE seq = ? AND card_id = (SELECT id FROM cards "
                      "WHERE card_no = ?)", [seq, card.card_no])
         conn.close()
+
+
+def test_a_repaired_sale_is_held_or_payable_by_the_sale_not_by_its_repair(srv: ServerProcess) -> None:
+    campus = Campus(srv)
+    till, other = campus.terminal(), campus.terminal()
+    card = campus.card(money=5000, term=other)
+
+    def merchant_lines() -> tuple[int, int]:
+        kinds = {b["kind"]: b["balance"] for b in srv.admin("GET", "/audit")["balances"]}
+        return kinds.get("merchant", 0), kinds.get("merchant_held", 0)
+
+    payable0, held0 = merchant_lines()
+    unauthorised = records.FLAG_OFFLINE | records.FLAG_UNAUTHORISED_OFFLINE
+    sale = card.buy(till, 700, unauthorised)  # the till was kept offline: a held sale; torn
+    repair = other.record(records.TEARING_REPAIR, card.uid, card.counter, 700, 5000, 4300, aux=till.tid,
+                          aux2=till.seq)  # finished at an online till, whose upload comes first
+    assert other.upload([repair])["rejected"] == []
+    assert till.upload([sale])["rejected"] == []
+    payable, held = merchant_lines()
+    assert (payable - payable0, held - held0) == (0, 700)
+    sale = card.buy(other, 300)  # and the other way round: an attended sale, repaired by a till kept offline
+    repair = till.record(records.TEARING_REPAIR, card.uid, card.counter, 300, 4300, 4000, unauthorised,
+                         aux=other.tid, aux2=other.seq)
+    assert till.upload([repair])["rejected"] == []
+    assert other.upload([sale])["rejected"] == []
+    assert merchant_lines() == (payable + 300, held)
+    assert card.audit_differences(srv) == []
