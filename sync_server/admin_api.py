@@ -12,7 +12,8 @@ type, valid_until[, valid_from]}             YYYY-MM-DD local dates)
 ``GET /cards/<ref>``                        card, chain, balances, loads, records, history
 ``POST /cards/<ref>/<action>``              report-loss, cancel-loss, replace {uid, card_no},
                                             top-up {amount}, suspend, resume,
-                                            cancel {refund_to}, correct {amount, merchant_id}
+                                            cancel {refund_to}, correct {amount, merchant_id
+                                            or terminal_id + seq of the sale}
 ``POST /cards/bulk-freeze`` {cards, reason}  freeze many (graduation)
 ``GET|PUT /params[?merchant=ID]``           terminal parameters
 ``GET|PUT /settings``                       server settings
@@ -219,8 +220,11 @@ def card_action(ref: str, action: str) -> Any:
     elif action == "cancel":
         out = cards.cancel(db, now, ref, _field(data, "refund_to", str, "bank"), _field(data, "force", bool, False))
     elif action == "correct":
-        out = cards.correct(db, now, ref, _field(data, "amount", int), _field(data, "merchant_id", int),
-                            _field(data, "note", str, "correction"))
+        tid, seq = _field(data, "terminal_id", int, None), _field(data, "seq", int, None)
+        if (tid is None) != (seq is None):
+            raise Invalid("a correction names a sale by both terminal_id and seq")
+        out = cards.correct(db, now, ref, _field(data, "amount", int), _field(data, "merchant_id", int, None),
+                            _field(data, "note", str, "correction"), None if tid is None else (tid, seq))
     else:
         raise NotFound(f"unknown card action {action!r}")
     return jsonify(out)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from protocol import card_layout, messages, uidlist
+from protocol import card_layout, messages, records, uidlist
 from protocol.errors import ProtocolError
 from sync_server import params, store
 from sync_server.errors import Conflict, Invalid, NotFound
@@ -209,17 +209,36 @@ def top_up(db: store.Database, now: int, ref: str, amount: int, note: str = "top
     return show(db, ref)
 
 
-def correct(db: store.Database, now: int, ref: str, amount: int, merchant_id: int, note: str) -> dict[str, Any]:
-    """A correction (wrong debit refunded by the merchant) as a pending load; never an edit."""
-    from sync_server.store import terminals as tstore
+def correct(db: store.Database, now: int, ref: str, amount: int, merchant_id: int | None, note: str,
+            sale: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A correction (wrong debit refunded by the merchant) as a pending load; never an edit.
 
+    With ``sale`` (terminal id, seq) it names the debit it corrects: at most that sale's
+    amount, out of that terminal's merchant's payable, or its held account for a sale from a
+    till kept offline (held until approved)."""
     with store.transaction(db):
         card = find(db, ref)
-        if tstore.merchant(db, merchant_id) is None:
-            raise NotFound(f"Merchant {merchant_id} does not exist.")
         _require(card, ("active",), "correct its balance")
+        kind = "merchant"
+        if sale is not None:
+            tid, seq = sale
+            rows = rstore.record_rows(db, tid, [seq])
+            if not rows or rows[0]["uid"] != card["uid"] or rows[0]["type"] != records.PURCHASE:
+                raise NotFound(f"Terminal {tid} has no sale #{seq} on card {card['card_no']}.")
+            if amount > rows[0]["amount"]:
+                raise Invalid(f"sale #{seq} of terminal {tid} took {rows[0]['amount']}: a correction of it can give "
+                              f"back at most that, not {amount}")
+            owner = tstore.merchants_of(db, [tid]).get(tid)
+            if merchant_id is not None and merchant_id != owner:
+                raise Invalid(f"sale #{seq} was made at terminal {tid} of merchant {owner}, not merchant {merchant_id}")
+            merchant_id = owner
+            kind = "merchant_held" if rows[0]["held"] else "merchant"
+        elif merchant_id is None:
+            raise Invalid("name the merchant that gives the money back (merchant_id) or the sale (terminal_id, seq)")
+        if merchant_id is None or tstore.merchant(db, merchant_id) is None:
+            raise NotFound(f"Merchant {merchant_id} does not exist.")
         _load(db, now, card, amount, messages.LOAD_CORRECTION, note or "correction", "correction",
-              lstore.account(db, "merchant", merchant_id))
+              lstore.account(db, kind, merchant_id))
     return show(db, ref)
 
 

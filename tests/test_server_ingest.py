@@ -16,6 +16,12 @@ def srv(tmp_path_factory: pytest.TempPathFactory):
     yield from make_server(tmp_path_factory, "ingest")
 
 
+def merchant_lines(srv: ServerProcess) -> tuple[int, int]:
+    """(all merchants' payable, all merchants' held) in the ledger."""
+    kinds = {b["kind"]: b["balance"] for b in srv.admin("GET", "/audit")["balances"]}
+    return kinds.get("merchant", 0), kinds.get("merchant_held", 0)
+
+
 def anomalies(srv: ServerProcess, kind: str, status: str = "open") -> list[dict]:
     return srv.admin("GET", f"/anomalies?kind={kind}&status={status}")
 
@@ -265,24 +271,40 @@ def test_a_repaired_sale_is_held_or_payable_by_the_sale_not_by_its_repair(srv: S
     campus = Campus(srv)
     till, other = campus.terminal(), campus.terminal()
     card = campus.card(money=5000, term=other)
-
-    def merchant_lines() -> tuple[int, int]:
-        kinds = {b["kind"]: b["balance"] for b in srv.admin("GET", "/audit")["balances"]}
-        return kinds.get("merchant", 0), kinds.get("merchant_held", 0)
-
-    payable0, held0 = merchant_lines()
+    payable0, held0 = merchant_lines(srv)
     unauthorised = records.FLAG_OFFLINE | records.FLAG_UNAUTHORISED_OFFLINE
     sale = card.buy(till, 700, unauthorised)  # the till was kept offline: a held sale; torn
     repair = other.record(records.TEARING_REPAIR, card.uid, card.counter, 700, 5000, 4300, aux=till.tid,
                           aux2=till.seq)  # finished at an online till, whose upload comes first
     assert other.upload([repair])["rejected"] == []
     assert till.upload([sale])["rejected"] == []
-    payable, held = merchant_lines()
+    payable, held = merchant_lines(srv)
     assert (payable - payable0, held - held0) == (0, 700)
     sale = card.buy(other, 300)  # and the other way round: an attended sale, repaired by a till kept offline
     repair = till.record(records.TEARING_REPAIR, card.uid, card.counter, 300, 4300, 4000, unauthorised,
                          aux=other.tid, aux2=other.seq)
     assert till.upload([repair])["rejected"] == []
     assert other.upload([sale])["rejected"] == []
-    assert merchant_lines() == (payable + 300, held)
+    assert merchant_lines(srv) == (payable + 300, held)
     assert card.audit_differences(srv) == []
+
+
+def test_a_correction_of_a_named_sale_comes_out_of_the_account_that_took_it(srv: ServerProcess) -> None:
+    campus = Campus(srv)
+    till = campus.terminal()
+    card = campus.card(money=5000, term=till)
+    unauthorised = records.FLAG_OFFLINE | records.FLAG_UNAUTHORISED_OFFLINE
+    held_sale, paid_sale = card.buy(till, 600, unauthorised), card.buy(till, 400)
+    assert till.upload([held_sale, paid_sale])["rejected"] == []
+    payable, held = merchant_lines(srv)
+    fix = {"amount": 600, "terminal_id": till.tid, "seq": records.seq_of(held_sale)}
+    srv.admin("POST", f"/cards/{card.card_no}/correct", fix)
+    assert merchant_lines(srv) == (payable, held - 600)  # out of the held sale, not the payable
+    status, body = srv.admin_raw("POST", f"/cards/{card.card_no}/correct",
+                                 {"amount": 500, "terminal_id": till.tid, "seq": records.seq_of(paid_sale)})
+    assert status == 400 and "at most" in body["error"]
+    status, body = srv.admin_raw("POST", f"/cards/{card.card_no}/correct",
+                                 {"amount": 100, "terminal_id": till.tid, "seq": 999})
+    assert status == 404 and "no sale #999" in body["error"]
+    srv.admin("POST", f"/cards/{card.card_no}/correct", {"amount": 100, "merchant_id": campus.merchant["id"]})
+    assert merchant_lines(srv) == (payable - 100, held - 600)  # by merchant alone: its payable, as before
