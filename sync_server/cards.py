@@ -205,8 +205,33 @@ def top_up(db: store.Database, now: int, ref: str, amount: int, note: str = "top
                 raise Conflict("Card {} is frozen ({}); a top-up unfreezes it only if it repays the {} of "
                                "credit".format(card["card_no"], card["status_reason"], debt))
             set_status(db, card, "active", f"credit repaid by a top-up of {amount}", now)
-        _load(db, now, card, amount, messages.LOAD_TOPUP, note, "topup", lstore.account(db, "topup_received"))
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_LOAD:
+            raise Invalid(f"load amount must be 1..{MAX_LOAD} cents, got {amount!r}")
+        rest = amount - _repay_replaced(db, now, card, amount)
+        if rest:
+            _load(db, now, card, rest, messages.LOAD_TOPUP, note, "topup", lstore.account(db, "topup_received"))
     return show(db, ref)
+
+
+def _repay_replaced(db: store.Database, now: int, card: dict[str, Any], amount: int) -> int:
+    """Repay, out of a top-up, credit left on the cards this one replaced (the debt follows the
+    holder, and a load repays credit first); returns the cents used."""
+    used = 0
+    olds = cstore.replaced_into(db, card["id"])
+    while olds and used < amount:
+        old = olds.pop(0)
+        olds += cstore.replaced_into(db, old["id"])  # and the cards those replaced
+        debt = -lstore.card_balance(db, old["purse_acct"], old["credit_acct"], old["uid"])
+        repay = min(debt, amount - used)
+        if repay <= 0:
+            continue
+        posting = lstore.new_posting(db, "debt_repay", now, card_id=old["id"], note=f"by card {card['card_no']}")
+        lstore.add_entries(db, posting, card_lines(db, old, repay) + [(lstore.account(db, "topup_received"), -repay)])
+        cstore.log(db, old["id"], now, "credit", f"{repay} of its credit repaid by a top-up of card {card['card_no']}")
+        cstore.log(db, card["id"], now, "load", f"{repay} of a top-up of {amount} repaid the credit left on "
+                                                f"replaced card {old['card_no']}")
+        used += repay
+    return used
 
 
 def correct(db: store.Database, now: int, ref: str, amount: int, merchant_id: int | None, note: str,

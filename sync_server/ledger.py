@@ -9,7 +9,8 @@ money received, loads in transit, refunds paid, donations, fees and suspense. Th
 ``audit`` checks that every posting balances and the whole journal sums to zero, and that
 each card's shadow balance equals the balance its highest-counter record reports, adjusted
 only by postings that legitimately move money off a card without a record (refund, transfer
-to a replacement, withdrawn loads). Loads in transit are not on the card yet on either side.
+to a replacement, withdrawn loads, credit repaid out of a replacement's top-up). Loads in
+transit are not on the card yet on either side.
 A card whose chain is still ``pending`` (records not yet uploaded) is listed but does not
 fail the audit; every other difference does. Two accounts are checked against the world as
 well: loads in transit must equal the loads not collected yet, and suspense must be empty
@@ -32,7 +33,7 @@ from sync_server import store
 from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 
-ADJUSTMENT_KINDS = ("refund", "transfer_out", "load_cancel")
+ADJUSTMENT_KINDS = ("refund", "transfer_out", "load_cancel", "debt_repay")
 
 
 def audit(db: store.Database) -> dict[str, Any]:

@@ -211,6 +211,24 @@ def test_credit_wallet_load_repays_credit_first(srv: ServerProcess) -> None:
     assert card.audit_differences(srv) == []
 
 
+def test_credit_left_on_a_replaced_card_is_repaid_by_the_new_cards_top_up(srv: ServerProcess) -> None:
+    srv.admin("PUT", "/settings", {"replacement_fee": 0})
+    campus = Campus(srv)
+    srv.admin("PUT", "/params?merchant={}".format(campus.merchant["id"]), {"credit_wallet": 1})
+    term = campus.terminal()
+    old = campus.card(money=500, term=term)
+    assert term.upload([old.buy(term, 1500, flags=records.FLAG_CREDIT_USED)])["rejected"] == []
+    assert old.show(srv)["shadow_balance"] == -1000
+    srv.admin("POST", f"/cards/{old.card_no}/report-loss")
+    srv.admin("POST", f"/cards/{old.card_no}/replace", {"uid": "04ECED01", "card_no": old.card_no + "-N"})
+    srv.advance(73 * HOUR)
+    new = Card("04ECED01", old.card_no + "-N")
+    shown = srv.admin("POST", f"/cards/{new.card_no}/top-up", {"amount": 3000})
+    assert [ld["amount"] for ld in shown["loads"] if ld["status"] == "pending"] == [2000]  # 10.00 repaid first
+    assert old.show(srv)["shadow_balance"] == 0
+    assert old.audit_differences(srv) == [] and new.audit_differences(srv) == []
+
+
 def test_credit_not_repaid_in_time_freezes_the_card(srv: ServerProcess) -> None:
     srv.admin("PUT", "/settings", {"credit_repay_days": 3})
     campus = Campus(srv)

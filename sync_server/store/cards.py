@@ -53,6 +53,11 @@ def set_replaced(db: Database, old_id: int, new_id: int, now: int) -> None:
     db.execute("UPDATE cards SET replaced_by = ?, replaced_at = ? WHERE id = ?", [new_id, now, old_id])
 
 
+def replaced_into(db: Database, card_id: int) -> list[dict[str, Any]]:
+    """The cards this card replaced (directly)."""
+    return _rows(db.execute("SELECT * FROM cards WHERE replaced_by = ? ORDER BY id", [card_id]))
+
+
 def set_transferred(db: Database, card_id: int) -> None:
     db.execute("UPDATE cards SET transferred = 1 WHERE id = ?", [card_id])
 
