@@ -336,7 +336,7 @@ def cancel(db: store.Database, now: int, ref: str, refund_to: str = "bank", forc
 
 def holders_text(holders: list[dict[str, Any]]) -> str:
     """``tstore.holding_records`` in words: "terminal 4 (3 unacked), terminal 9 (sequence gap)"."""
-    return ", ".join("terminal {} ({})".format(h["id"], "{} unacked".format(h["unacked"]) if h["unacked"]
+    return ", ".join("terminal {} ({})".format(h["id"], "{} unacked".format(h["not_stored"]) if h["not_stored"]
                                                else "sequence gap") for h in holders)
 
 
