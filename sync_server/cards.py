@@ -180,10 +180,10 @@ def card_lines(db: store.Database, card: dict[str, Any], delta: int) -> list[tup
 
 
 def _load(db: store.Database, now: int, card: dict[str, Any], amount: int, kind: int, note: str,
-          posting_kind: str, source_acct: int) -> int:
+          posting_kind: str, source_acct: int, corrects: int | None = None) -> int:
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_LOAD:
         raise Invalid(f"load amount must be 1..{MAX_LOAD} cents, got {amount!r}")
-    seq = cstore.add_load(db, card["id"], amount, kind, now, note)
+    seq = cstore.add_load(db, card["id"], amount, kind, now, note, corrects)
     posting = lstore.new_posting(db, posting_kind, now, card_id=card["id"], note=note)
     lstore.add_entries(db, posting, [(source_acct, -amount),
                                      (lstore.account(db, "in_transit"), amount)])
@@ -244,15 +244,18 @@ def correct(db: store.Database, now: int, ref: str, amount: int, merchant_id: in
     with store.transaction(db):
         card = find(db, ref)
         _require(card, ("active",), "correct its balance")
-        kind = "merchant"
+        kind, rid = "merchant", None
         if sale is not None:
             tid, seq = sale
             rows = rstore.record_rows(db, tid, [seq])
             if not rows or rows[0]["uid"] != card["uid"] or rows[0]["type"] != records.PURCHASE:
                 raise NotFound(f"Terminal {tid} has no sale #{seq} on card {card['card_no']}.")
-            if amount > rows[0]["amount"]:
-                raise Invalid(f"sale #{seq} of terminal {tid} took {rows[0]['amount']}: a correction of it can give "
-                              f"back at most that, not {amount}")
+            rid = rows[0]["rid"]
+            left = rows[0]["amount"] - cstore.corrected(db, rid)
+            if amount > left:
+                raise Invalid(f"sale #{seq} of terminal {tid} took {rows[0]['amount']}, of which {left} is not "
+                              f"given back yet by corrections: a correction of it can give back at most that, "
+                              f"not {amount}")
             owner = tstore.merchants_of(db, [tid]).get(tid)
             if merchant_id is not None and merchant_id != owner:
                 raise Invalid(f"sale #{seq} was made at terminal {tid} of merchant {owner}, not merchant {merchant_id}")
@@ -263,7 +266,7 @@ def correct(db: store.Database, now: int, ref: str, amount: int, merchant_id: in
         if merchant_id is None or tstore.merchant(db, merchant_id) is None:
             raise NotFound(f"Merchant {merchant_id} does not exist.")
         _load(db, now, card, amount, messages.LOAD_CORRECTION, note or "correction", "correction",
-              lstore.account(db, kind, merchant_id))
+              lstore.account(db, kind, merchant_id), rid)
     return show(db, ref)
 
 

@@ -303,6 +303,8 @@ def test_a_correction_of_a_named_sale_comes_out_of_the_account_that_took_it(srv:
     status, body = srv.admin_raw("POST", f"/cards/{card.card_no}/correct",
                                  {"amount": 500, "terminal_id": till.tid, "seq": records.seq_of(paid_sale)})
     assert status == 400 and "at most" in body["error"]
+    status, body = srv.admin_raw("POST", f"/cards/{card.card_no}/correct", dict(fix, amount=1))
+    assert status == 400 and "0 is not given back yet" in body["error"]  # the held sale is corrected in full
     status, body = srv.admin_raw("POST", f"/cards/{card.card_no}/correct",
                                  {"amount": 100, "terminal_id": till.tid, "seq": 999})
     assert status == 404 and "no sale #999" in body["error"]

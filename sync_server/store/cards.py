@@ -130,13 +130,21 @@ def cards_by_refs(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
 # -- pending loads ---------------------------------------------------------------------------
 
 
-def add_load(db: Database, card_id: int, amount: int, kind: int, now: int, note: str) -> int:
-    """Queue a load for the card with the next per-card sequence; returns the sequence."""
+def add_load(db: Database, card_id: int, amount: int, kind: int, now: int, note: str,
+             corrects: int | None = None) -> int:
+    """Queue a load for the card with the next per-card sequence; returns the sequence.
+    ``corrects``: the rid of the sale a correction gives money back for."""
     db.execute("UPDATE cards SET load_seq = load_seq + 1 WHERE id = ?", [card_id])
     seq = db.execute("SELECT load_seq FROM cards WHERE id = ?", [card_id]).fetchone()[0]
-    db.execute("INSERT INTO loads (card_id, seq, amount, kind, created, note) VALUES (?, ?, ?, ?, ?, ?)",
-               [card_id, seq, amount, kind, now, note])
+    db.execute("INSERT INTO loads (card_id, seq, amount, kind, created, note, corrects) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               [card_id, seq, amount, kind, now, note, corrects])
     return seq
+
+
+def corrected(db: Database, rid: int) -> int:
+    """Cents already given back for the sale ``rid`` by corrections not withdrawn."""
+    return db.execute("SELECT COALESCE(SUM(amount), 0) FROM loads WHERE corrects = ? AND status != 'cancelled'",
+                      [rid]).fetchone()[0]
 
 
 def loads_of(db: Database, card_id: int) -> list[dict[str, Any]]:

@@ -174,4 +174,10 @@ MIGRATIONS = [
     DROP TABLE card_index;
     DELETE FROM meta WHERE name = 'card_index_rid';
     """,
+    # 5: a correction load names the sale (record rid) it gives money back for, so that the
+    # corrections of one sale never add up to more than it took.
+    """
+    ALTER TABLE loads ADD COLUMN corrects INTEGER;
+    CREATE INDEX loads_corrects ON loads(corrects) WHERE corrects IS NOT NULL;
+    """,
 ]
