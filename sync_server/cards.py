@@ -238,9 +238,9 @@ def correct(db: store.Database, now: int, ref: str, amount: int, merchant_id: in
             sale: tuple[int, int] | None = None) -> dict[str, Any]:
     """A correction (wrong debit refunded by the merchant) as a pending load; never an edit.
 
-    With ``sale`` (terminal id, seq) it names the debit it corrects: at most that sale's
-    amount, out of that terminal's merchant's payable, or its held account for a sale from a
-    till kept offline (held until approved)."""
+    With ``sale`` (terminal id, seq) it names the debit it corrects: at most what the sale took
+    less earlier corrections of it, out of that terminal's merchant's payable, or its held
+    account for a sale from a till kept offline (held until approved)."""
     with store.transaction(db):
         card = find(db, ref)
         _require(card, ("active",), "correct its balance")
