@@ -200,7 +200,7 @@ def top_up(db: store.Database, now: int, ref: str, amount: int, note: str = "top
         card = find(db, ref)
         _require(card, ("active", "frozen"), "top it up")
         if card["status"] == "frozen":
-            debt = -min(0, cstore.chain(db, card["id"])["top_balance"])
+            debt = -min(0, cstore.chain(db, card["id"])["top_balance"]) + replaced_debt(db, card)
             if not card["status_reason"].startswith("credit") or amount < debt:
                 raise Conflict("Card {} is frozen ({}); a top-up unfreezes it only if it repays the {} of "
                                "credit".format(card["card_no"], card["status_reason"], debt))
@@ -213,18 +213,32 @@ def top_up(db: store.Database, now: int, ref: str, amount: int, note: str = "top
     return show(db, ref)
 
 
+def _replaced_debts(db: store.Database, card: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+    """(card, credit left on it) for the cards this one replaced, and the cards those replaced."""
+    out = []
+    olds = cstore.replaced_into(db, card["id"])
+    while olds:
+        old = olds.pop(0)
+        olds += cstore.replaced_into(db, old["id"])
+        debt = -lstore.card_balance(db, old["purse_acct"], old["credit_acct"], old["uid"])
+        if debt > 0:
+            out.append((old, debt))
+    return out
+
+
+def replaced_debt(db: store.Database, card: dict[str, Any]) -> int:
+    """Credit left on the cards this one replaced: the holder owes it, the next top-ups repay it."""
+    return sum(debt for _, debt in _replaced_debts(db, card))
+
+
 def _repay_replaced(db: store.Database, now: int, card: dict[str, Any], amount: int) -> int:
     """Repay, out of a top-up, credit left on the cards this one replaced (the debt follows the
     holder, and a load repays credit first); returns the cents used."""
     used = 0
-    olds = cstore.replaced_into(db, card["id"])
-    while olds and used < amount:
-        old = olds.pop(0)
-        olds += cstore.replaced_into(db, old["id"])  # and the cards those replaced
-        debt = -lstore.card_balance(db, old["purse_acct"], old["credit_acct"], old["uid"])
+    for old, debt in _replaced_debts(db, card):
         repay = min(debt, amount - used)
         if repay <= 0:
-            continue
+            break
         posting = lstore.new_posting(db, "debt_repay", now, card_id=old["id"], note=f"by card {card['card_no']}")
         lstore.add_entries(db, posting, card_lines(db, old, repay) + [(lstore.account(db, "topup_received"), -repay)])
         cstore.log(db, old["id"], now, "credit", f"{repay} of its credit repaid by a top-up of card {card['card_no']}")

@@ -2,7 +2,8 @@
 
 * a chain hole older than the settle time: ``pending`` -> ``quarantined`` for review
   (never frozen: the card keeps working; the anomaly names terminals still holding records);
-* a card in credit longer than ``credit_repay_days``: frozen and blacklisted;
+* a card in credit longer than ``credit_repay_days``: frozen and blacklisted (for credit left
+  on a replaced card, the card that replaced it);
 * a replaced card after ``replacement_wait_s`` (72 h) whose chain has settled and while no
   terminal says it holds unuploaded records: its balance, less the replacement fee, becomes a
   pending load for the new card (an anomaly ``transfer_waiting`` names the terminals meanwhile);
@@ -27,6 +28,7 @@ from protocol import messages
 from sync_server import access, cards, chaincache, params, store
 from sync_server.store import access as astore
 from sync_server.store import cards as cstore
+from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
 from sync_server.store import terminals as tstore
 
@@ -56,6 +58,13 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
                        now)
             out["frozen"] += 1
         tills = tstore.holding_records(db, "pos")  # doors hold no sales
+        for old in cstore.replaced_in_credit(db, now - days * 86400):  # the debt follows the holder
+            debt = -lstore.card_balance(db, old["purse_acct"], old["credit_acct"], old["uid"])
+            heir = cards.successor(db, old)
+            if debt > 0 and heir is not None and heir["status"] == "active":
+                cards.set_status(db, heir, "frozen", "credit of {} left on replaced card {} not repaid within {} "
+                                                     "days".format(debt, old["card_no"], days), now)
+                out["frozen"] += 1
         for old in cstore.due_transfers(db, now - s["replacement_wait_s"]):
             if old["chain_state"] in ("pending", "quarantined"):
                 continue  # records of the old card still missing: wait for them

@@ -250,6 +250,30 @@ def test_credit_not_repaid_in_time_freezes_the_card(srv: ServerProcess) -> None:
     assert card.show(srv)["status"] == "active"
 
 
+def test_a_replacement_is_frozen_while_credit_left_on_its_predecessor_is_not_repaid(srv: ServerProcess) -> None:
+    srv.admin("PUT", "/settings", {"replacement_fee": 0, "credit_repay_days": 3})
+    campus = Campus(srv)
+    srv.admin("PUT", "/params?merchant={}".format(campus.merchant["id"]), {"credit_wallet": 1})
+    term = campus.terminal()
+    old = campus.card(money=500, term=term)
+    assert term.upload([old.buy(term, 1500, flags=records.FLAG_CREDIT_USED)])["rejected"] == []
+    srv.admin("POST", f"/cards/{old.card_no}/replace", {"uid": "04EDEE01", "card_no": old.card_no + "-F"})
+    new = Card("04EDEE01", old.card_no + "-F")
+    srv.advance(2 * DAY)
+    assert new.show(srv)["status"] == "active"
+    srv.advance(2 * DAY)
+    shown = new.show(srv)
+    assert shown["status"] == "frozen"
+    assert f"credit of 1000 left on replaced card {old.card_no} not repaid within 3 days" in shown["status_reason"]
+    status, body = srv.admin_raw("POST", f"/cards/{new.card_no}/top-up", {"amount": 500})
+    assert status == 409 and "repays the 1000" in body["error"]
+    shown = srv.admin("POST", f"/cards/{new.card_no}/top-up", {"amount": 1200})
+    assert shown["status"] == "active" and [ld["amount"] for ld in shown["loads"]] == [200]
+    srv.advance(DAY)
+    assert new.show(srv)["status"] == "active" and old.show(srv)["shadow_balance"] == 0
+    assert old.audit_differences(srv) == [] and new.audit_differences(srv) == []
+
+
 def test_params_heartbeat_and_server_time(srv: ServerProcess) -> None:
     campus = Campus(srv)
     srv.admin("PUT", "/params?merchant={}".format(campus.merchant["id"]), {"per_txn_limit": 3000})

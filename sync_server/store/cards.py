@@ -93,6 +93,14 @@ def overdue_credit(db: Database, before: int) -> list[dict[str, Any]]:
         "WHERE l.card_id = c.id AND l.status = 'pending') < 0", [before]))
 
 
+def replaced_in_credit(db: Database, before: int) -> list[dict[str, Any]]:
+    """Replaced cards whose records took them below zero before ``before`` (the ledger says
+    whether that credit was repaid since)."""
+    return _rows(db.execute(
+        "SELECT c.* FROM cards c JOIN card_chain ch ON ch.card_id = c.id WHERE c.status = 'replaced' "
+        "AND ch.credit_since IS NOT NULL AND ch.credit_since < ?", [before]))
+
+
 def due_transfers(db: Database, replaced_before: int) -> list[dict[str, Any]]:
     return _rows(db.execute(
         "SELECT c.*, ch.state AS chain_state FROM cards c JOIN card_chain ch ON ch.card_id = c.id "
