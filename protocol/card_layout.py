@@ -46,6 +46,7 @@ except ImportError:
     from protocol.compat import const
 
 BLOCK_SIZE = const(16)
+VALIDITY_MAX = 0xFFFFFFFF  # validity dates are 32-bit UTC seconds in the identity block
 
 SECTOR_IDENTITY = const(1)
 SECTOR_PURSE = const(2)

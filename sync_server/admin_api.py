@@ -33,6 +33,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from protocol import card_layout
 from sync_server import auth, blacklist, cards, context, ledger, params, registry, sweep
 from sync_server.errors import Forbidden, Invalid, NotFound, ServerError
 from sync_server.store import records as rstore
@@ -58,7 +59,6 @@ def _http_error(e: HTTPException) -> tuple[Response, int]:
 
 
 _INT64 = 2**63  # what SQLite stores; a larger JSON number is refused before anything is looked up
-MAX_TIME = 0xFFFFFFFF  # cards carry validity as 32-bit UTC seconds (protocol.card_layout)
 
 
 def _body() -> dict[str, Any]:
@@ -142,7 +142,7 @@ def when(db: Any, value: Any, end_of_day: bool) -> int:
             t = -1
     else:
         raise Invalid(f"time {value!r} must be UTC seconds or a YYYY-MM-DD date")
-    if not 0 <= t <= MAX_TIME:
+    if not 0 <= t <= card_layout.VALIDITY_MAX:
         raise Invalid(f"time {value!r} is outside 1970-01-01..2106-02-07 (cards carry 32-bit UTC seconds)")
     return t
 

@@ -172,9 +172,14 @@ def split(before: int, after: int) -> tuple[int, int]:
     return max(after, 0) - max(before, 0), min(after, 0) - min(before, 0)
 
 
+def shadow_balance(db: store.Database, card: dict[str, Any]) -> int:
+    """What the ledger says the card holds: its purse and credit-wallet accounts together."""
+    return lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"])
+
+
 def card_lines(db: store.Database, card: dict[str, Any], delta: int) -> list[tuple[int, int]]:
     """Journal lines moving ``delta`` onto the card, split between purse and credit."""
-    before = lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"])
+    before = shadow_balance(db, card)
     purse, credit = split(before, before + delta)
     return [(card["purse_acct"], purse), (card["credit_acct"], credit)]
 
@@ -220,7 +225,7 @@ def _replaced_debts(db: store.Database, card: dict[str, Any]) -> list[tuple[dict
     while olds:
         old = olds.pop(0)
         olds += cstore.replaced_into(db, old["id"])
-        debt = -lstore.card_balance(db, old["purse_acct"], old["credit_acct"], old["uid"])
+        debt = -shadow_balance(db, old)
         if debt > 0:
             out.append((old, debt))
     return out
@@ -364,7 +369,7 @@ def _withdraw(db: store.Database, now: int, card: dict[str, Any], why: str) -> i
         posting = lstore.new_posting(db, "load_cancel", now, card_id=card["id"], note=why)
         lstore.add_entries(db, posting, [(lstore.account(db, "in_transit"), -cancelled)]
                            + card_lines(db, card, cancelled))
-    return lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"])
+    return shadow_balance(db, card)
 
 
 def successor(db: store.Database, old: dict[str, Any]) -> dict[str, Any] | None:
@@ -412,7 +417,7 @@ def show(db: store.Database, ref: str, records_limit: int = 20) -> dict[str, Any
         "type": card_layout.CARD_TYPE_NAMES[card["type"]], "valid_from": card["valid_from"],
         "valid_until": card["valid_until"], "status": card["status"], "status_reason": card["status_reason"],
         "replaced_by": card["replaced_by"], "transferred": bool(card["transferred"]),
-        "shadow_balance": lstore.card_balance(db, card["purse_acct"], card["credit_acct"], card["uid"]),
+        "shadow_balance": shadow_balance(db, card),
         "credit_used": -lstore.card_credit(db, card["credit_acct"], card["uid"]),
         "in_transit": cstore.in_transit(db, card["id"]),
         "chain": {"state": chain_row["state"], "head_counter": chain_row["head_counter"],

@@ -28,7 +28,6 @@ from protocol import messages
 from sync_server import access, cards, chaincache, params, store
 from sync_server.store import access as astore
 from sync_server.store import cards as cstore
-from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
 from sync_server.store import terminals as tstore
 
@@ -57,9 +56,9 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
                                                  "days".format(-c["top_balance"], days),
                        now)
             out["frozen"] += 1
-        tills = tstore.holding_records(db, "pos")  # doors hold no sales
+        tills = [h for h in holders if h["role"] == "pos"]  # doors hold no sales
         for old in cstore.replaced_in_credit(db, now - days * 86400):  # the debt follows the holder
-            debt = -lstore.card_balance(db, old["purse_acct"], old["credit_acct"], old["uid"])
+            debt = -cards.shadow_balance(db, old)
             heir = cards.successor(db, old)
             if debt > 0 and heir is not None and heir["status"] == "active":
                 cards.set_status(db, heir, "frozen", "credit of {} left on replaced card {} not repaid within {} "
@@ -69,21 +68,17 @@ def run(db: store.Database, now: int) -> dict[str, Any]:
             if old["chain_state"] in ("pending", "quarantined"):
                 continue  # records of the old card still missing: wait for them
             if tills:  # any of them may hold a sale of the old card: moving now would pay it twice
-                if not rstore.has_open_anomaly(db, "transfer_waiting", old["uid"]):
-                    rstore.add_anomalies(db, [(now, "transfer_waiting", None, None, old["uid"],
-                                               "card {}: balance not moved to its replacement yet: records still "
-                                               "held by {} may include its sales".format(
-                                                   old["card_no"], cards.holders_text(tills)))])
+                rstore.add_anomaly_once(db, now, "transfer_waiting", old["uid"],
+                                        "card {}: balance not moved to its replacement yet: records still held by "
+                                        "{} may include its sales".format(old["card_no"], cards.holders_text(tills)))
                 out["transfers_waiting"] += 1
                 continue
             heir = cards.successor(db, old)
             if heir is None or heir["status"] == "cancelled":
-                if not rstore.has_open_anomaly(db, "transfer_blocked", old["uid"]):
-                    rstore.add_anomalies(db, [(now, "transfer_blocked", None, None, old["uid"],
-                                               "card {}: its replacement {} is cancelled, so its balance cannot "
-                                               "move; cancel card {} to refund it".format(
-                                                   old["card_no"], heir["card_no"] if heir else "?",
-                                                   old["card_no"]))])
+                rstore.add_anomaly_once(db, now, "transfer_blocked", old["uid"],
+                                        "card {}: its replacement {} is cancelled, so its balance cannot move; "
+                                        "cancel card {} to refund it".format(old["card_no"], heir["card_no"] if heir
+                                                                             else "?", old["card_no"]))
                 continue
             cards.transfer(db, now, old, s["replacement_fee"])
             rstore.resolve_anomalies(db, "transfer_waiting", now, uid=old["uid"])

@@ -164,9 +164,12 @@ def add_anomalies(db: Database, rows: list[tuple[int, str, int | None, int | Non
                        rows)
 
 
-def has_open_anomaly(db: Database, kind: str, uid: bytes) -> bool:
-    return db.execute("SELECT 1 FROM anomalies WHERE kind = ? AND uid = ? AND status = 'open' LIMIT 1",
-                      [kind, uid]).fetchone() is not None
+def add_anomaly_once(db: Database, at: int, kind: str, uid: bytes, detail: str) -> None:
+    """An anomaly about card ``uid``, unless one of ``kind`` is open for it already (a sweep
+    that finds the same thing every 30 s says it once)."""
+    if db.execute("SELECT 1 FROM anomalies WHERE kind = ? AND uid = ? AND status = 'open' LIMIT 1",
+                  [kind, uid]).fetchone() is None:
+        add_anomalies(db, [(at, kind, None, None, uid, detail)])
 
 
 def resolve_anomalies(db: Database, kind: str, now: int, terminal_id: int | None = None,

@@ -96,6 +96,6 @@ def holding_records(db: Database, role: str | None = None) -> list[dict[str, Any
     a heartbeat that named unacked records up to a sequence not stored yet (uploads after the
     heartbeat count: a till that sent everything it reported holds nothing)."""
     return _rows(db.execute(
-        "SELECT id, MAX(COALESCE(last_seq, 0) - acked_seq, 0) AS not_stored, max_seq - acked_seq AS gap "
+        "SELECT id, role, MAX(COALESCE(last_seq, 0) - acked_seq, 0) AS not_stored, max_seq - acked_seq AS gap "
         "FROM terminals WHERE status = 'active' AND ((unacked > 0 AND COALESCE(last_seq, 0) > acked_seq) "
         "OR max_seq > acked_seq) AND (? IS NULL OR role = ?)", [role, role]))
