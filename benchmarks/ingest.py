@@ -12,8 +12,8 @@ an empty database with the same schema and settings, once before the uploads and
 (this machine's speed changes for seconds at a time: the baseline brackets the uploads, and
 is the rows of both runs over their time); the rows are the tuples the server
 builds, BLOBs as ``bytearray`` like the server binds them (``store.records.BLOB``). The
-server's CPU per batch is printed with the share of its record-MAC helper process and the client's own CPU
-(all three share this machine's cores).
+CPU per batch of the server's worker, its ingest process and its record-MAC helper is printed
+with the client's own (all four share this machine's cores).
 
 Usage::
 
@@ -146,10 +146,12 @@ def children(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
 
 
-def server_pids(arbiter: int) -> tuple[int, list[int]]:
-    """(the gunicorn worker serving the app, its record-MAC helper processes)."""
+def server_pids(arbiter: int) -> tuple[int, list[int], list[int]]:
+    """(the gunicorn worker serving the app, its ingest process, its record-MAC helper)."""
     worker = children(arbiter)[0]
-    return worker, children(worker)
+    helpers = children(worker)
+    ingest = [p for p in helpers if b"sync_server.ingest_process" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return worker, ingest, [p for p in helpers if p not in ingest]
 
 
 def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: dict[int, bytes],
@@ -227,11 +229,13 @@ def main() -> None:
         port = free_port()
         proc = start_server(db_path, port, args.threads)
         try:
-            worker, helpers = server_pids(proc.pid)
+            worker, ingesters, helpers = server_pids(proc.pid)
             cpu0 = cpu_seconds(worker)
+            ingest0 = sum(cpu_seconds(h) for h in ingesters)
             helper0 = sum(cpu_seconds(h) for h in helpers)
             elapsed, client_cpu = upload(port, plan, dict(terminals), args.threads)
             server_cpu = cpu_seconds(worker) - cpu0
+            ingest_cpu = sum(cpu_seconds(h) for h in ingesters) - ingest0
             helper_cpu = sum(cpu_seconds(h) for h in helpers) - helper0
         finally:
             proc.terminate()
@@ -244,11 +248,10 @@ def main() -> None:
         if counts.get(st.LINKED, 0) != len(rows):
             raise SystemExit(f"expected {len(rows)} linked records, got {counts!r}")
         ingest_rate = len(rows) / elapsed
-        cpu_ms = server_cpu * 1000 * BATCH / len(rows)
-        helper_ms = helper_cpu * 1000 * BATCH / len(rows)
-        client_ms = client_cpu * 1000 * BATCH / len(rows)
-        print(f"ingest: {len(rows)} records in {elapsed:.2f} s over HTTP, all linked; server CPU {cpu_ms:.1f} ms "
-              f"per batch (+ {helper_ms:.1f} ms in its MAC helper; the client {client_ms:.1f} ms)", file=sys.stderr)
+        per_batch = [cpu * 1000 * BATCH / len(rows) for cpu in (server_cpu, ingest_cpu, helper_cpu, client_cpu)]
+        print("ingest: {} records in {:.2f} s over HTTP, all linked; CPU per batch: server worker {:.1f} ms, its "
+              "ingest process {:.1f} ms, its MAC helper {:.1f} ms; the client {:.1f} ms".format(
+                  len(rows), elapsed, *per_batch), file=sys.stderr)
         raw_after = raw_insert(os.path.join(tmp, "raw-after.db"), rows)
         raw_rate = 2 / (1 / raw_before + 1 / raw_after)  # the rows of both runs over their time
         print(f"raw inserts: {raw_before:,.0f} rows/s before the uploads, {raw_after:,.0f} after", file=sys.stderr)

@@ -8,7 +8,8 @@ Usage::
 
     from sync_server import create_app
     app = create_app({"DATABASE": "campus.db"})           # TEST_CLOCK: True for an adjustable clock,
-                                                          # MAC_HELPER: True for a record-MAC helper process
+                                                          # MAC_HELPER: True for a record-MAC helper process,
+                                                          # INGEST_PROCESS: True for an ingest process
     app.extensions["campuscard"].clock.now()
 """
 
@@ -29,11 +30,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.from_mapping(DATABASE="campuscard.db", TEST_CLOCK=False, MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-                            JSON_SORT_KEYS=False, MAC_HELPER=False)
+                            JSON_SORT_KEYS=False, MAC_HELPER=False, INGEST_PROCESS=False)
     if test_config:
         app.config.from_mapping(test_config)
     clock = TestClock() if app.config["TEST_CLOCK"] else SystemClock()
-    app.extensions["campuscard"] = ServerState(app.config["DATABASE"], clock, mac_helper=app.config["MAC_HELPER"])
+    app.extensions["campuscard"] = ServerState(app.config["DATABASE"], clock, mac_helper=app.config["MAC_HELPER"],
+                                               ingest_process=app.config["INGEST_PROCESS"])
     app.register_blueprint(terminal_api.bp)
     app.register_blueprint(admin_api.bp)
 

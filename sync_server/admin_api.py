@@ -45,7 +45,7 @@ bp.before_request(auth.require_admin)
 @bp.before_request
 def _chain_state_on_disk() -> None:
     """Admin views read ``card_chain``: write the cached chain states first."""
-    context.state().chains.flush(context.get_db())
+    context.state().flush_chains()
 
 
 @bp.errorhandler(ServerError)

@@ -73,9 +73,14 @@ def terminal_request(expected_type: str) -> TerminalRequest:
 
 def claim_nonce(db: store.Database, req: TerminalRequest) -> None:
     """Record the request nonce (call inside the write transaction); ``Conflict`` if reused."""
-    if not tstore.claim_nonce(db, req.tid, req.msg["nonce"], req.msg["ts"]):
-        raise Conflict("replayed request: terminal {} already used nonce {}; send a fresh "
-                       "nonce".format(req.tid, req.msg["nonce"].hex()))
+    claim(db, req.tid, req.msg["nonce"], req.msg["ts"])
+
+
+def claim(db: store.Database, tid: int, nonce: bytes, ts: int) -> None:
+    """``claim_nonce`` of a request opened elsewhere (the ingest process gets its fields)."""
+    if not tstore.claim_nonce(db, tid, nonce, ts):
+        raise Conflict(f"replayed request: terminal {tid} already used nonce {nonce.hex()}; send a fresh "
+                       "nonce")
 
 
 def require_admin() -> None:

@@ -6,33 +6,72 @@ through ``state()`` and the per-thread database through ``get_db()``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
-from sync_server import macworker, store, upkeep
+from sync_server import ingest, macworker, store, upkeep, upload
 from sync_server.chaincache import ChainCache
 from sync_server.clock import SystemClock
+from sync_server.ingest_process import IngestProcess
 from sync_server.keys import KeyRing
+
+if TYPE_CHECKING:
+    from sync_server.auth import TerminalRequest
 
 SWEEP_EVERY_S = 30
 
 
 class ServerState:
-    def __init__(self, db_path: str, clock: SystemClock, mac_helper: bool = False) -> None:
+    """:param ingest_process: run upload transactions in a process of their own
+    (``ingest_process``); otherwise in the request threads, one at a time."""
+
+    def __init__(self, db_path: str, clock: SystemClock, mac_helper: bool = False,
+                 ingest_process: bool = False) -> None:
         self.pool = store.Pool(db_path, autocheckpoint=upkeep.POOL_AUTOCHECKPOINT)
         self.upkeep = upkeep.Upkeep(self.pool).start()
         self.clock = clock
         self.keys = KeyRing.load(self.pool.get())
+        self.ingester = IngestProcess(db_path).start() if ingest_process else None
         self.chains = ChainCache()
-        self.chains.recover(self.pool.get())
+        if self.ingester is None:
+            self.chains.recover(self.pool.get())
         self.last_sweep = 0
         self.sweep_lock = threading.Lock()
-        # Uploads run one at a time on one connection, whose page cache then stays warm
-        # (a connection reloads its cache whenever another one wrote; see docs/server.md).
-        self.upload_lock = threading.Lock()
+        # Without an ingest process uploads run one at a time on one connection, whose page
+        # cache then stays warm (a connection reloads its cache whenever another one wrote).
+        self.upload_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.ingester is None else contextlib.nullcontext())
         self.upload_db = self.pool.dedicated()
         self.macs = macworker.MacWorker().start() if mac_helper else None
+
+    def commit_upload(self, checked: ingest.Checked, req: TerminalRequest) -> dict[str, Any]:
+        """Store a checked upload with its nonce and heartbeat (``upload.commit``); the ack's fields."""
+        hb = req.msg.get("hb")
+        if self.ingester is not None:
+            ack, stored = self.ingester.commit(checked, req.terminal, req.now, req.msg["nonce"], req.msg["ts"], hb)
+            self.upkeep.poke(stored)
+            return ack
+        return upload.commit(self.upload_db, checked, req.terminal, req.now, req.msg["nonce"], req.msg["ts"], hb,
+                             self.chains, self.upkeep.poke)
+
+    def flush_chains(self) -> int:
+        """Write the cached card chain states to ``card_chain`` (before reading it elsewhere)."""
+        if self.ingester is not None:
+            return self.ingester.flush()
+        return self.chains.flush(self.pool.get())
+
+    def close(self) -> None:
+        """As the server leaves: the chain states to disk, helpers stopped."""
+        if self.ingester is not None:
+            self.ingester.stop()  # it writes its cache as it leaves
+        else:
+            self.chains.flush(self.pool.get())
+        if self.macs is not None:
+            self.macs.stop()
+        self.upkeep.stop()
 
 
 def state() -> ServerState:

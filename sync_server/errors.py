@@ -46,3 +46,9 @@ class Conflict(ServerError):
     """The request clashes with stored state (replayed nonce, duplicate card, wrong status)."""
 
     status = 409
+
+
+class Unavailable(ServerError):
+    """The server cannot do it just now (its ingest process restarted): try again."""
+
+    status = 503

@@ -43,7 +43,6 @@ from sync_server.store import cards as cstore
 from sync_server.store import ledger as lstore
 from sync_server.store import records as rstore
 from sync_server.store import terminals as tstore
-from sync_server.upkeep import Upkeep
 
 _SIZE = records.RECORD_SIZE
 _UNPACK = chain.RECORD.unpack
@@ -123,16 +122,23 @@ def _invalid(f: tuple[Any, ...], tid: int) -> str | None:
 class Run:
     """An upload whose every item is a valid record, in consecutive sequence order (``scan``).
 
-    ``links`` holds the link of each record (the first 8 bytes of its SHA-256), ``prevs`` the
-    links the records carry, each concatenated.
+    ``joined`` holds the records end to end, ``links`` the link of each (the first 8 bytes of
+    its SHA-256), ``prevs`` the links the records carry, each concatenated.
     """
 
-    __slots__ = ("raws", "fields", "links", "prevs", "first", "last")
+    __slots__ = ("raws", "fields", "joined", "links", "prevs", "first", "last")
 
-    def __init__(self, raws: list[bytes], fields: list[tuple[Any, ...]], links: bytes) -> None:
-        self.raws, self.fields, self.links = raws, fields, links
+    def __init__(self, raws: list[bytes], fields: list[tuple[Any, ...]], joined: bytes, links: bytes) -> None:
+        self.raws, self.fields, self.joined, self.links = raws, fields, joined, links
         self.prevs = b"".join(map(_PREV_LINK, fields))
         self.first, self.last = fields[0][5], fields[-1][5]
+
+    @classmethod
+    def of(cls, joined: bytes, links: bytes) -> Run:
+        """The run a ``Pending`` checked, from its records end to end and their links (the
+        ingest process gets these two strings)."""
+        return cls([joined[at:at + _SIZE] for at in range(0, len(joined), _SIZE)], list(_ITER_UNPACK(joined)),
+                   joined, links)
 
     def last_link(self) -> bytes:
         return self.links[-_LINK_SIZE:]
@@ -203,7 +209,7 @@ class Pending:
             macs, links = macworker.digest(verifier.key, self.joined, (verifier.inner, verifier.outer))
         if not compare_digest(macs, b"".join(map(_MAC, self.fields))):  # one constant-time compare
             return None
-        return Run(self.items, self.fields, links)
+        return Run(self.items, self.fields, self.joined, links)
 
 
 def scan(items: list[Any], tid: int, ring: KeyRing) -> Run | None:
@@ -293,20 +299,21 @@ def check(items: list[Any], tid: int, ring: KeyRing, pending: Pending | None = N
 
 def ingest(db: store.Database, ring: KeyRing, terminal: dict[str, Any], items: list[Any], now: int,
            claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None,
-           upkeep: Upkeep | None = None) -> dict[str, Any]:
+           poke: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Store an upload; returns ``{"acked": seq, "rejected": [[seq, reason], ...]}``.
 
     :param claim: called first inside the transaction (the request nonce is claimed there).
     :param cache: the server's card chain cache (a throwaway one if None).
-    :param upkeep: the server's upkeep thread, told after the commit; without one the card
-        index catches up here when due.
+    :param poke: told after the commit how many records were stored (the server's upkeep
+        thread's ``poke``); without it the card index catches up here when due.
     """
-    return store_upload(db, check(items, terminal["id"], ring), terminal, now, claim, cache, upkeep)
+    return store_upload(db, check(items, terminal["id"], ring), terminal, now, claim, cache, poke)
 
 
 def store_upload(db: store.Database, checked: Checked, terminal: dict[str, Any], now: int,
                  claim: Callable[[], None] = lambda: None, cache: ChainCache | None = None,
-                 upkeep: Upkeep | None = None, finish: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 poke: Callable[[int], None] | None = None, finish: Callable[[int], None] | None = None
+                 ) -> dict[str, Any]:
     """The stored-state half of ``ingest``: terminal chain, card chains, ledger, one transaction.
     ``claim()`` runs first in it and ``finish(acked)`` last (the nonce, the heartbeat)."""
     tid = terminal["id"]
@@ -350,8 +357,8 @@ def store_upload(db: store.Database, checked: Checked, terminal: dict[str, Any],
         if loaded:  # card states in the cache may have changed: start over from the database
             cache.reset(db)
         raise
-    if upkeep is not None:
-        upkeep.poke(len(raws))
+    if poke is not None:
+        poke(len(raws))
     else:
         rstore.catch_up_index(db)
     return {"acked": acked, "rejected": rejected}

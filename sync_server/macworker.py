@@ -16,25 +16,19 @@ Usage::
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import logging
 import os
-import socket
-import subprocess
 import sys
-import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from protocol import records
+from sync_server.helperpipe import HelperPipe, Job
 
 SIZE = records.RECORD_SIZE
 MAC_AT = records.RECORD_SIZE - records.MAC_SIZE  # the MAC covers the bytes before it
 TAG = records.MAC_SIZE  # bytes of each MAC and each link (LINK_SIZE is the same)
 KEY = 32  # terminal key length
-
-log = logging.getLogger(__name__)
 
 
 def _pads(key: bytes) -> tuple[Any, Any]:
@@ -79,90 +73,32 @@ def _serve(conn: Connection) -> None:
         conn.send_bytes(macs + links)
 
 
-class _Job:
-    __slots__ = ("answer", "done")
-
-    def __init__(self) -> None:
-        self.answer: bytes | None = None
-        self.done = False
-
-
 class MacWorker:
     """One helper process; answers come back in the order the batches were sent."""
 
     def __init__(self) -> None:
-        self._conn: Connection | None = None
-        self._proc: Any = None
-        self._queue: collections.deque[_Job] = collections.deque()
-        self._send_lock = threading.RLock()  # _broken takes it again from submit
-        self._recv_lock = threading.Lock()
+        self.pipe = HelperPipe("MAC helper")
 
     def start(self) -> MacWorker:
-        """Run this file as the helper (it imports nothing but the standard library), talking
-        over a socket pair: room for several batches in flight."""
-        mine, theirs = socket.socketpair()
-        self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(theirs.fileno())],
-                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        theirs.close()
-        self._conn = Connection(mine.detach())
+        """Run this file as the helper process."""
+        self.pipe.start([sys.executable, os.path.abspath(__file__)])
         return self
 
-    def submit(self, key: bytes, joined: bytes) -> _Job | None:
+    def submit(self, key: bytes, joined: bytes) -> Job | None:
         """Send a batch; None if the helper is not running (compute it yourself)."""
-        if self._conn is None or len(key) != KEY:
+        if len(key) != KEY:
             return None
-        job = _Job()
-        with self._send_lock:
-            try:
-                self._conn.send_bytes(key + joined)
-            except OSError:
-                self._broken("send")
-                return None
-            self._queue.append(job)
-        return job
+        return self.pipe.submit(key + joined)
 
-    def result(self, job: _Job | None, count: int) -> tuple[bytes, bytes] | None:
+    def result(self, job: Job | None, count: int) -> tuple[bytes, bytes] | None:
         """(MACs, links) of a submitted batch of ``count`` records, or None if the helper failed."""
-        if job is None:
-            return None
-        while not job.done:
-            with self._recv_lock:
-                if job.done:
-                    break
-                conn = self._conn
-                try:
-                    if conn is None:
-                        raise EOFError
-                    answer = conn.recv_bytes()
-                except (EOFError, OSError):
-                    self._broken("receive")
-                    return None
-                with self._send_lock:
-                    first = self._queue.popleft()
-                first.answer, first.done = answer, True
-        answer = job.answer
+        answer = self.pipe.result(job)
         if answer is None or len(answer) != 2 * TAG * count:
             return None
         return answer[:TAG * count], answer[TAG * count:]
 
-    def _broken(self, what: str) -> None:
-        """The helper is gone: fail every waiting batch (their callers compute themselves)."""
-        log.error("MAC helper process failed to %s; checking MACs in the server from now on", what)
-        with self._send_lock:
-            self._conn = None
-            while self._queue:
-                job = self._queue.popleft()
-                job.done = True
-
     def stop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()  # the helper reads the end of its input and leaves
-        if self._proc is not None:
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        self.pipe.stop()
 
 
 if __name__ == "__main__":  # the helper: python macworker.py FD

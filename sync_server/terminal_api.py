@@ -29,7 +29,7 @@ from flask import Blueprint, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from protocol import messages
-from sync_server import access, auth, blacklist, context, ingest, params, store, sweep, wire
+from sync_server import access, auth, blacklist, context, ingest, params, store, sweep, upload, wire
 from sync_server.errors import Forbidden, Invalid, ServerError
 from sync_server.store import cards as cstore
 from sync_server.store import terminals as tstore
@@ -73,7 +73,7 @@ def _maybe_sweep(db: store.Database) -> None:
         return
     try:
         st.last_sweep = now
-        st.chains.flush(db)
+        st.flush_chains()
         sweep.run(db, now)
     except Exception:  # noqa: BLE001 - housekeeping must never fail a terminal's request
         current_app.logger.exception("sweep failed")
@@ -82,9 +82,9 @@ def _maybe_sweep(db: store.Database) -> None:
 
 
 @bp.post("/upload")
-def upload() -> Response:
+def upload_() -> Response:
     st = context.state()
-    with st.upload_lock:  # one upload's Python at a time (ServerState says why)
+    with st.upload_lock:  # without an ingest process: one upload's Python at a time (ServerState)
         req = auth.terminal_request("upload")
         pending = ingest.Pending(req.msg["records"], req.tid, st.keys, st.macs)
     pending.wait()  # the MAC helper works while another upload holds the lock
@@ -93,18 +93,7 @@ def upload() -> Response:
         _check_heartbeat(hb)
     with st.upload_lock:
         checked = ingest.check(req.msg["records"], req.tid, st.keys, pending)
-        db = st.upload_db
-        now = req.now
-        versions: dict[str, int] = {}
-
-        def heartbeat_too(acked: int) -> None:
-            if hb is not None:  # what the terminal holds once this batch is acknowledged
-                tstore.save_heartbeat(db, req.tid, dict(hb, unacked=max(0, hb["last_seq"] - acked)), now)
-                versions.update(_versions(db), server_time=now)
-
-        ack = ingest.store_upload(db, checked, req.terminal, now, claim=lambda: auth.claim_nonce(db, req),
-                                  cache=st.chains, upkeep=st.upkeep, finish=heartbeat_too)
-        return _answer(req, "ack", dict(ack, **versions))
+        return _answer(req, "ack", st.commit_upload(checked, req))
 
 
 @bp.post("/blacklist")
@@ -168,12 +157,6 @@ def _check_heartbeat(fields: dict[str, Any]) -> None:
         raise Invalid("heartbeat firmware version is {} characters, at most 64".format(len(fields["firmware"])))
 
 
-def _versions(db: store.Database) -> dict[str, int]:
-    """What a heartbeat answer names, so the terminal skips the requests for what it holds."""
-    return {"blacklist_version": cstore.blacklist_version(db), "params_version": params.version(db),
-            "loads_version": cstore.pending_loads_fingerprint(db, params.MAX_LOADS_PER_REPLY)}
-
-
 @bp.post("/heartbeat")
 def heartbeat() -> Response:
     req = auth.terminal_request("heartbeat")
@@ -183,7 +166,7 @@ def heartbeat() -> Response:
     with store.transaction(db):
         auth.claim_nonce(db, req)
         tstore.save_heartbeat(db, req.tid, req.msg, context.now())
-        versions = _versions(db)
+        versions = upload.versions(db)
     return _answer(req, "heartbeat_ack", dict(versions, server_time=context.now()))
 
 

@@ -61,8 +61,8 @@ def test_helper_answers_each_batch_in_flight(worker: macworker.MacWorker) -> Non
 def test_dead_helper_means_compute_it_yourself(worker: macworker.MacWorker) -> None:
     joined = b"".join(batch(20))
     assert worker.result(worker.submit(KEY, joined), 20) == macworker.digest(KEY, joined)
-    worker._proc.kill()  # the helper dies
-    worker._proc.wait(10)
+    worker.pipe.kill()  # the helper dies
+    worker.pipe._proc.wait(10)
     job = worker.submit(KEY, joined)
     assert worker.result(job, 20) is None  # the caller falls back to macworker.digest
     assert worker.submit(KEY, joined) is None and worker.submit(os.urandom(31), joined) is None

@@ -1,7 +1,8 @@
 """``campuscard server``: the sync server app under gunicorn, one worker process of threads.
 
-One worker, because the server keeps state in its process (the chain-state write-behind
-cache, the upload lock, the MAC helper, the upkeep thread) over one SQLite file. Its
+One worker, because the server keeps state in its process and its helpers (the ingest
+process with the chain-state write-behind cache, the MAC helper, the upkeep thread) over one
+SQLite file. Its
 ``gthread`` loop waits on epoll, so an idle or queued connection costs nothing per event; the
 waitress server used before walked every open channel on every poll, and with 2,000
 terminals connected that walk took the whole CPU (docs/server.md, "Serving").
@@ -45,16 +46,17 @@ class SyncServerApplication(BaseApplication):  # type: ignore[misc]  # gunicorn 
         """Build the app inside the worker: its threads and MAC helper must not cross a fork."""
         from sync_server import create_app
 
-        self.app = create_app({"DATABASE": self.db_path, "TEST_CLOCK": self.test_clock, "MAC_HELPER": True})
+        self.app = create_app({"DATABASE": self.db_path, "TEST_CLOCK": self.test_clock, "MAC_HELPER": True,
+                               "INGEST_PROCESS": True})
         gc.freeze()  # what start-up made lives as long as the server: keep it out of collections
         gc.set_threshold(50_000, 20, 100)  # an upload allocates ~10 objects a record, nearly all short-lived
         return self.app
 
     def flush(self) -> None:
-        """Cached chain states to disk as the worker leaves (stop, restart or crash)."""
+        """Cached chain states to disk and helpers stopped as the worker leaves (stop, restart
+        or crash)."""
         if self.app is not None:
-            state = self.app.extensions["campuscard"]
-            state.chains.flush(state.pool.get())
+            self.app.extensions["campuscard"].close()
 
 
 def serve(db_path: str, host: str, port: int, *, threads: int = 4, connection_limit: int = 4096,
