@@ -79,6 +79,20 @@ def test_clean_batch_takes_the_fast_path_and_matches_the_slow_one(db: store.Data
     assert {r[1] for r in stored(db, till.row["id"])} == {st.LINKED}
 
 
+def test_every_record_of_a_long_batch_is_stored_whole(db: store.Database) -> None:
+    """Records go in 100 rows a statement and the rest one by one: none lost, none mixed up."""
+    till = Till(db)
+    batch = [till.sale(UIDS[i % 3], 1 + i % 7) for i in range(250)]
+    ack = ingest.ingest(db, keys.KeyRing.load(db), till.row, batch, NOW, cache=chaincache.ChainCache())
+    assert ack == {"acked": 250, "rejected": []}
+    rows = rstore.record_rows(db, till.row["id"], list(range(1, 300)))
+    assert [(r["seq"], bytes(r["raw"])) for r in rows] == [(i + 1, raw) for i, raw in enumerate(batch)]
+    for r, raw in zip(rows, batch):
+        f = records.decode(raw)
+        assert (r["counter"], r["amount"], r["balance_after"], r["status"], r["purse"]) == (
+            f.counter, f.amount, f.balance_after, st.LINKED, f.balance_after - f.balance_before)
+
+
 @pytest.mark.parametrize("spoil", ["mac", "not_bytes", "short", "gap", "seq0"])
 def test_spoiled_batches_leave_the_fast_path_and_say_why(db: store.Database, spoil: str) -> None:
     till = Till(db)

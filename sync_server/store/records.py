@@ -1,5 +1,6 @@
 """SQL of the upload path: terminal chain state, stored records, card chain state, the batch
-write (records, ledger lines, chain updates in one ``executemany`` each), anomalies and gaps;
+write (records 100 rows a statement, ledger lines and chain updates in one ``executemany``
+each), anomalies and gaps;
 records of one card through the (uid, counter) index kept in ``cardindex``."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlite_utils import Database
@@ -23,6 +25,11 @@ BLOB = bytearray
 _RECORD_COLUMNS = ("terminal_id, seq, uid, counter, type, flags, time, amount, balance_after, status, held, "
                    "purse, credit, posting, raw")
 _INSERT_RECORD = "INSERT INTO records ({}) VALUES ({})".format(_RECORD_COLUMNS, ",".join("?" * 15))
+# Uploads insert their records 100 rows a statement: one step each, where ``executemany`` steps
+# once a row (and lets the GIL go and takes it again around every step).
+_ROWS_PER_INSERT = 100
+_INSERT_RECORDS = "INSERT INTO records ({}) VALUES {}".format(
+    _RECORD_COLUMNS, ",".join(["({})".format(",".join("?" * 15))] * _ROWS_PER_INSERT))
 _UPDATE_CHAIN = ("UPDATE card_chain SET head_counter = ?, head_balance = ?, top_counter = ?, top_balance = ?, "
                  "state = ?, state_since = ?, credit_since = ? WHERE card_id = ?")
 _CARD_STATE = ("SELECT c.uid, c.id, ch.head_counter, ch.head_balance, ch.top_counter, ch.top_balance, "
@@ -110,7 +117,11 @@ def write_batch(db: Database, rows: list[tuple[Any, ...]], status_updates: list[
                 batch: tuple[int, int, int, int, int]) -> None:
     """Store one upload: the batch row, the record rows and re-linked records."""
     db.execute("INSERT INTO batches (terminal_id, received, count, stored, rejected) VALUES (?, ?, ?, ?, ?)", batch)
-    insert_records(db, rows)
+    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+    for at in range(0, whole, _ROWS_PER_INSERT):
+        db.conn.execute(_INSERT_RECORDS, list(chain.from_iterable(rows[at:at + _ROWS_PER_INSERT])))
+    if whole < len(rows):
+        insert_records(db, rows[whole:])
     if status_updates:
         db.conn.executemany("UPDATE records SET status = ? WHERE rid = ?", status_updates)
 
