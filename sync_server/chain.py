@@ -78,19 +78,21 @@ class Lookup(Protocol):
 class CardState:
     """Chain state of one card (a row of ``card_chain``)."""
 
-    __slots__ = ("uid", "card_id", "head", "head_balance", "top", "top_balance", "state", "since",
+    __slots__ = ("uid", "blob", "card_id", "head", "head_balance", "top", "top_balance", "state", "since",
                  "credit_since")
 
     def __init__(self, uid: bytes, row: list[Any]) -> None:
         self.uid = uid
+        self.blob = bytearray(uid)  # the uid as record rows bind it (store.records.BLOB)
         (self.card_id, self.head, self.head_balance, self.top, self.top_balance, self.state, self.since,
          self.credit_since) = row
 
     def copy(self) -> CardState:
         other = CardState.__new__(CardState)
-        (other.uid, other.card_id, other.head, other.head_balance, other.top, other.top_balance, other.state,
-         other.since, other.credit_since) = (self.uid, self.card_id, self.head, self.head_balance, self.top,
-                                             self.top_balance, self.state, self.since, self.credit_since)
+        (other.uid, other.blob, other.card_id, other.head, other.head_balance, other.top, other.top_balance,
+         other.state, other.since, other.credit_since) = (self.uid, self.blob, self.card_id, self.head,
+                                                          self.head_balance, self.top, self.top_balance, self.state,
+                                                          self.since, self.credit_since)
         return other
 
     def update_row(self) -> tuple[Any, ...]:

@@ -58,6 +58,7 @@ _UNAUTHORISED = records.FLAG_UNAUTHORISED_OFFLINE
 _VERSION = records.VERSION
 _PAD = uidlist.PAD4
 _POSTED = frozenset(st.POSTED)
+_LINKED = st.LINKED
 _BLOB = rstore.BLOB
 if (macworker.SIZE, macworker.MAC_AT, macworker.TAG) != (_SIZE, _SIZE - records.MAC_SIZE, records.MAC_SIZE) \
         or records.LINK_SIZE != macworker.TAG:
@@ -477,21 +478,23 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
     poster = _Poster(db, terminal, now)
     payable, held = poster.own_accounts()
     paid = kept = 0
-    rows: list[tuple[Any, ...]] = []
-    row = rows.append
+    flat: list[Any] = []  # the record rows end to end (rstore.write_batch)
+    row = flat.extend
     later: list[tuple[int, bytes, tuple[Any, ...], bytes, int]] = []  # rows that need more than the fast path
     slow: dict[bytes, list[chain.Event]] = {}
     events: dict[int, chain.Event] = {}
     get = states.get
-    for raw, f, uid, buid, braw in zip(raws, fields, uids, map(_BLOB, uids), map(_BLOB, raws)):
+    for raw, f, uid in zip(raws, fields, uids):
         _, rtype, flags, _, _, seq, ts, _, _, counter, amount, before, after, _, _, _, _ = f
         if rtype != _PURCHASE and rtype != _LOAD and (rtype != _REPAIR or flags & _ROLLED_BACK):
-            row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.NO_MONEY, 0, 0, 0, None, braw))
+            row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.NO_MONEY, 0, 0, 0, None,
+                 _BLOB(raw)))
             continue
         card = get(uid)
         if card is None:
             unknown.setdefault(uid, seq)
-            row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.UNKNOWN_CARD, 0, 0, 0, None, braw))
+            row((tid, seq, _BLOB(uid), counter, rtype, flags, ts, amount, after, st.UNKNOWN_CARD, 0, 0, 0, None,
+                 _BLOB(raw)))
         elif card.top == card.head and counter == card.head + 1 and before == card.head_balance \
                 and uid not in slow:
             card.head = card.top = counter
@@ -509,12 +512,12 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
                 purse, credit = cards.split(before, after)
             if flags & _UNAUTHORISED:
                 kept += amount
-                row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.LINKED, 1, purse, credit, posting,
-                     braw))
+                row((tid, seq, card.blob, counter, rtype, flags, ts, amount, after, _LINKED, 1, purse, credit,
+                     posting, _BLOB(raw)))
             else:
                 paid += amount
-                row((tid, seq, buid, counter, rtype, flags, ts, amount, after, st.LINKED, 0, purse, credit, posting,
-                     braw))
+                row((tid, seq, card.blob, counter, rtype, flags, ts, amount, after, _LINKED, 0, purse, credit,
+                     posting, _BLOB(raw)))
         else:
             ev = events[seq] = chain.Event(f, raw, None, 0)
             slow.setdefault(uid, []).append(ev)
@@ -548,12 +551,11 @@ def _cards(db: store.Database, terminal: dict[str, Any], raws: list[bytes], fiel
                 lines[held if flags & _UNAUTHORISED else payable] += f[10]
             else:
                 poster.counterpart(f, states[uid].card_id, fx)
-        rows.append((tid, seq, _BLOB(uid), f[9], f[1], flags, f[6], f[10], f[12], code,
-                     1 if flags & _UNAUTHORISED else 0, purse, credit, posting if purse or credit else None,
-                     _BLOB(raw)))
+        row((tid, seq, _BLOB(uid), f[9], f[1], flags, f[6], f[10], f[12], code, 1 if flags & _UNAUTHORISED else 0,
+             purse, credit, posting if purse or credit else None, _BLOB(raw)))
     if posting is not None:
         lstore.add_entries(db, posting, list(lines.items()))
-    rstore.write_batch(db, rows, fx.relinked, (tid, now, len(raws), len(rows), 0))
+    rstore.write_batch(db, flat, fx.relinked, (tid, now, len(raws), len(flat) // rstore.ROW_WIDTH, 0))
     poster.finish()
     return fx, unknown, states
 

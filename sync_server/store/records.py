@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from typing import Any
 
 from sqlite_utils import Database
@@ -24,12 +23,13 @@ BLOB = bytearray
 
 _RECORD_COLUMNS = ("terminal_id, seq, uid, counter, type, flags, time, amount, balance_after, status, held, "
                    "purse, credit, posting, raw")
-_INSERT_RECORD = "INSERT INTO records ({}) VALUES ({})".format(_RECORD_COLUMNS, ",".join("?" * 15))
+ROW_WIDTH = 15  # values of a record row
+_INSERT_RECORD = "INSERT INTO records ({}) VALUES ({})".format(_RECORD_COLUMNS, ",".join("?" * ROW_WIDTH))
 # Uploads insert their records 100 rows a statement: one step each, where ``executemany`` steps
 # once a row (and lets the GIL go and takes it again around every step).
 _ROWS_PER_INSERT = 100
 _INSERT_RECORDS = "INSERT INTO records ({}) VALUES {}".format(
-    _RECORD_COLUMNS, ",".join(["({})".format(",".join("?" * 15))] * _ROWS_PER_INSERT))
+    _RECORD_COLUMNS, ",".join(["({})".format(",".join("?" * ROW_WIDTH))] * _ROWS_PER_INSERT))
 _UPDATE_CHAIN = ("UPDATE card_chain SET head_counter = ?, head_balance = ?, top_counter = ?, top_balance = ?, "
                  "state = ?, state_since = ?, credit_since = ? WHERE card_id = ?")
 _CARD_STATE = ("SELECT c.uid, c.id, ch.head_counter, ch.head_balance, ch.top_counter, ch.top_balance, "
@@ -113,15 +113,17 @@ def catch_up_index(db: Database, min_rows: int = INDEX_CATCH_UP_ROWS) -> int:
     return cardindex.catch_up(db, min_rows)
 
 
-def write_batch(db: Database, rows: list[tuple[Any, ...]], status_updates: list[tuple[int, int]],
+def write_batch(db: Database, flat: list[Any], status_updates: list[tuple[int, int]],
                 batch: tuple[int, int, int, int, int]) -> None:
-    """Store one upload: the batch row, the record rows and re-linked records."""
+    """Store one upload: the batch row, the record rows (``flat``: their ``ROW_WIDTH`` values
+    each, end to end, as ``insert_records`` takes them) and re-linked records."""
     db.execute("INSERT INTO batches (terminal_id, received, count, stored, rejected) VALUES (?, ?, ?, ?, ?)", batch)
-    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
-    for at in range(0, whole, _ROWS_PER_INSERT):
-        db.conn.execute(_INSERT_RECORDS, list(chain.from_iterable(rows[at:at + _ROWS_PER_INSERT])))
-    if whole < len(rows):
-        insert_records(db, rows[whole:])
+    step = ROW_WIDTH * _ROWS_PER_INSERT
+    whole = len(flat) - len(flat) % step
+    for at in range(0, whole, step):
+        db.conn.execute(_INSERT_RECORDS, flat[at:at + step])
+    if whole < len(flat):
+        db.conn.executemany(_INSERT_RECORD, [flat[at:at + ROW_WIDTH] for at in range(whole, len(flat), ROW_WIDTH)])
     if status_updates:
         db.conn.executemany("UPDATE records SET status = ? WHERE rid = ?", status_updates)
 
