@@ -29,7 +29,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sync_server import chain, errors, ingest, store, upkeep, upload
+from sync_server import chain, errors, ingest, settle_gc, store, upkeep, upload
 from sync_server.chaincache import ChainCache
 from sync_server.helperpipe import HelperPipe
 
@@ -118,6 +118,7 @@ def serve(conn: Connection, db_path: str) -> None:
     db = pool.dedicated()
     cache = ChainCache()
     cache.recover(db)
+    settle_gc()
     stored: list[int] = []
     try:
         while True:

@@ -14,7 +14,6 @@ Usage::
 
 from __future__ import annotations
 
-import gc
 import sys
 from typing import Any
 
@@ -44,12 +43,11 @@ class SyncServerApplication(BaseApplication):  # type: ignore[misc]  # gunicorn 
 
     def load(self) -> Flask:
         """Build the app inside the worker: its threads and MAC helper must not cross a fork."""
-        from sync_server import create_app
+        from sync_server import create_app, settle_gc
 
         self.app = create_app({"DATABASE": self.db_path, "TEST_CLOCK": self.test_clock, "MAC_HELPER": True,
                                "INGEST_PROCESS": True})
-        gc.freeze()  # what start-up made lives as long as the server: keep it out of collections
-        gc.set_threshold(50_000, 20, 100)  # an upload allocates ~10 objects a record, nearly all short-lived
+        settle_gc()
         return self.app
 
     def flush(self) -> None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -91,6 +92,27 @@ def transaction(db: Database, immediate: bool = True) -> Iterator[Database]:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+def bulk(db: Database, statement: Callable[[int], str], flat: list[Any], width: int, per: int = 128) -> None:
+    """Run a statement over many rows, ``per`` rows a statement: ``statement(n)`` is the SQL
+    for ``n`` rows, ``flat`` their ``width`` values each, end to end. One SQLite step a
+    statement, where ``executemany`` steps once a row (and lets the GIL go and takes it again
+    around every step). Row counts are powers of two, so that a few statements, each prepared
+    once, serve every batch size."""
+    rows, at = len(flat) // width, 0
+    n = per
+    while rows:
+        while n > rows:
+            n //= 2
+        end = at + n * width
+        db.conn.execute(statement(n), flat[at:end])
+        rows, at = rows - n, end
+
+
+def values(n: int, width: int) -> str:
+    """``(?,?),(?,?)...``: ``n`` rows of ``width`` parameters for a VALUES list."""
+    return ",".join(["({})".format(",".join("?" * width))] * n)
 
 
 def checkpoint(db: Database, lock: contextlib.AbstractContextManager[object] | None = None) -> tuple[int, int]:

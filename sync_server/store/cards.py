@@ -228,7 +228,7 @@ def oldest_pending_load(db: Database, card_id: int, amount: int) -> int | None:
 def collect_loads(db: Database, rows: list[tuple[int, int, int, int, int]]) -> None:
     """rows: (collected_at, terminal id, terminal seq, card id, load seq)."""
     db.conn.executemany("UPDATE loads SET status = 'collected', collected_at = ?, "
-                   "note = note || printf(' collected by %d#%d', ?, ?) WHERE card_id = ? AND seq = ?", rows)
+                        "note = note || printf(' collected by %d#%d', ?, ?) WHERE card_id = ? AND seq = ?", rows)
 
 
 # -- blacklist -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ records of one card through the (uid, counter) index kept in ``cardindex``."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from sync_server import store
 from sync_server.store import cardindex
 
 INDEX_CATCH_UP_ROWS = 20000  # index the record tail once it is this long
@@ -25,11 +27,6 @@ _RECORD_COLUMNS = ("terminal_id, seq, uid, counter, type, flags, time, amount, b
                    "purse, credit, posting, raw")
 ROW_WIDTH = 15  # values of a record row
 _INSERT_RECORD = "INSERT INTO records ({}) VALUES ({})".format(_RECORD_COLUMNS, ",".join("?" * ROW_WIDTH))
-# Uploads insert their records 100 rows a statement: one step each, where ``executemany`` steps
-# once a row (and lets the GIL go and takes it again around every step).
-_ROWS_PER_INSERT = 100
-_INSERT_RECORDS = "INSERT INTO records ({}) VALUES {}".format(
-    _RECORD_COLUMNS, ",".join(["({})".format(",".join("?" * ROW_WIDTH))] * _ROWS_PER_INSERT))
 _UPDATE_CHAIN = ("UPDATE card_chain SET head_counter = ?, head_balance = ?, top_counter = ?, top_balance = ?, "
                  "state = ?, state_since = ?, credit_since = ? WHERE card_id = ?")
 _CARD_STATE = ("SELECT c.uid, c.id, ch.head_counter, ch.head_balance, ch.top_counter, ch.top_balance, "
@@ -69,7 +66,7 @@ def card_states(db: Database, uids: Sequence[bytes]) -> dict[bytes, list[Any]]:
     state since, credit since] for the issued cards among ``uids``."""
     out: dict[bytes, list[Any]] = {}
     for i in range(0, len(uids), 900):
-        part = uids[i:i + 900]
+        part = list(map(BLOB, uids[i:i + 900]))
         for row in db.execute(_CARD_STATE % ",".join("?" * len(part)), part):
             out[row[0]] = list(row[1:])
     return out
@@ -113,17 +110,17 @@ def catch_up_index(db: Database, min_rows: int = INDEX_CATCH_UP_ROWS) -> int:
     return cardindex.catch_up(db, min_rows)
 
 
+@functools.cache  # the same string object: its hash is kept
+def _insert_records(n: int) -> str:
+    return f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES {store.values(n, ROW_WIDTH)}"
+
+
 def write_batch(db: Database, flat: list[Any], status_updates: list[tuple[int, int]],
                 batch: tuple[int, int, int, int, int]) -> None:
     """Store one upload: the batch row, the record rows (``flat``: their ``ROW_WIDTH`` values
     each, end to end, as ``insert_records`` takes them) and re-linked records."""
     db.execute("INSERT INTO batches (terminal_id, received, count, stored, rejected) VALUES (?, ?, ?, ?, ?)", batch)
-    step = ROW_WIDTH * _ROWS_PER_INSERT
-    whole = len(flat) - len(flat) % step
-    for at in range(0, whole, step):
-        db.conn.execute(_INSERT_RECORDS, flat[at:at + step])
-    if whole < len(flat):
-        db.conn.executemany(_INSERT_RECORD, [flat[at:at + ROW_WIDTH] for at in range(whole, len(flat), ROW_WIDTH)])
+    store.bulk(db, _insert_records, flat, ROW_WIDTH)
     if status_updates:
         db.conn.executemany("UPDATE records SET status = ? WHERE rid = ?", status_updates)
 
