@@ -121,17 +121,17 @@ def _invalid(f: tuple[Any, ...], tid: int) -> str | None:
 
 
 class Run:
-    """An upload whose every item is a valid record, in consecutive sequence order (``scan``).
+    """An upload whose every item is a valid record, in consecutive sequence order, each record
+    carrying the link of the one before it (``scan``).
 
     ``joined`` holds the records end to end, ``links`` the link of each (the first 8 bytes of
-    its SHA-256), ``prevs`` the links the records carry, each concatenated.
+    its SHA-256) concatenated.
     """
 
-    __slots__ = ("raws", "fields", "joined", "links", "prevs", "first", "last")
+    __slots__ = ("raws", "fields", "joined", "links", "first", "last")
 
     def __init__(self, raws: list[bytes], fields: list[tuple[Any, ...]], joined: bytes, links: bytes) -> None:
         self.raws, self.fields, self.joined, self.links = raws, fields, joined, links
-        self.prevs = b"".join(map(_PREV_LINK, fields))
         self.first, self.last = fields[0][5], fields[-1][5]
 
     @classmethod
@@ -145,12 +145,11 @@ class Run:
         return self.links[-_LINK_SIZE:]
 
     def follows(self, acked: int, acked_link: bytes | None, max_seq: int) -> bool:
-        """True if the run comes right after the last stored record and every record carries
-        its predecessor's link (then it is stored whole, nothing else to check)."""
+        """True if the run comes right after the last stored record and its first record
+        carries that record's link (then it is stored whole, nothing else to check)."""
         if self.first != acked + 1 or acked != max_seq:
             return False
-        start = acked_link if acked else records.GENESIS_LINK
-        return self.prevs == (start or b"") + self.links[:-_LINK_SIZE]
+        return self.fields[0][14] == (acked_link if acked else records.GENESIS_LINK)
 
     def good(self) -> dict[int, tuple[bytes, tuple[Any, ...]]]:
         """The records as ``parse`` returns them: seq -> (raw, fields)."""
@@ -210,6 +209,8 @@ class Pending:
             macs, links = macworker.digest(verifier.key, self.joined, (verifier.inner, verifier.outer))
         if not compare_digest(macs, b"".join(map(_MAC, self.fields))):  # one constant-time compare
             return None
+        if b"".join(map(_PREV_LINK, self.fields[1:])) != links[:-_LINK_SIZE]:
+            return None  # a record that does not carry its predecessor's link: parse, then say which
         return Run(self.items, self.fields, self.joined, links)
 
 

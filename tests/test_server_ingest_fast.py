@@ -133,6 +133,18 @@ def test_clean_batch_that_does_not_follow_the_stored_chain_goes_record_by_record
     assert again["acked"] == 1  # #4 waits beyond the gap left by the refused #2
 
 
+def test_batch_broken_inside_its_own_chain_is_refused_from_the_break(db: store.Database) -> None:
+    till = Till(db)
+    ring = keys.KeyRing.load(db)
+    batch = [till.sale(UIDS[0], 100), till.sale(UIDS[0], 100)]
+    till.link = bytes(8)  # #3 is signed but names the wrong predecessor
+    batch += [till.sale(UIDS[0], 100), till.sale(UIDS[0], 100)]
+    assert ingest.scan(batch, till.row["id"], ring) is None  # not a clean run: checked record by record
+    ack = ingest.ingest(db, ring, till.row, batch, NOW, cache=chaincache.ChainCache())
+    assert ack["acked"] == 2 and [r[0] for r in ack["rejected"]] == [3]
+    assert "does not chain" in ack["rejected"][0][1]
+
+
 def test_retry_of_a_stored_batch_is_acknowledged_and_changes_nothing(db: store.Database) -> None:
     till = Till(db)
     ring = keys.KeyRing.load(db)
