@@ -142,6 +142,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every process and the kernel on this machine have used so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
 def children(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
 
@@ -233,7 +239,9 @@ def main() -> None:
             cpu0 = cpu_seconds(worker)
             ingest0 = sum(cpu_seconds(h) for h in ingesters)
             helper0 = sum(cpu_seconds(h) for h in helpers)
+            busy0 = machine_busy_seconds()
             elapsed, client_cpu = upload(port, plan, dict(terminals), args.threads)
+            busy = machine_busy_seconds() - busy0
             server_cpu = cpu_seconds(worker) - cpu0
             ingest_cpu = sum(cpu_seconds(h) for h in ingesters) - ingest0
             helper_cpu = sum(cpu_seconds(h) for h in helpers) - helper0
@@ -248,10 +256,13 @@ def main() -> None:
         if counts.get(st.LINKED, 0) != len(rows):
             raise SystemExit(f"expected {len(rows)} linked records, got {counts!r}")
         ingest_rate = len(rows) / elapsed
-        per_batch = [cpu * 1000 * BATCH / len(rows) for cpu in (server_cpu, ingest_cpu, helper_cpu, client_cpu)]
+        per_batch = [cpu * 1000 * BATCH / len(rows)
+                     for cpu in (server_cpu, ingest_cpu, helper_cpu, client_cpu, busy)]
         print("ingest: {} records in {:.2f} s over HTTP, all linked; CPU per batch: server worker {:.1f} ms, its "
-              "ingest process {:.1f} ms, its MAC helper {:.1f} ms; the client {:.1f} ms".format(
-                  len(rows), elapsed, *per_batch), file=sys.stderr)
+              "ingest process {:.1f} ms, its MAC helper {:.1f} ms; the client {:.1f} ms; the whole machine {:.1f} ms "
+              "({:.0f} % of its {} cores busy)".format(len(rows), elapsed, *per_batch,
+                                                       100 * busy / elapsed / os.cpu_count(), os.cpu_count()),
+              file=sys.stderr)
         raw_after = raw_insert(os.path.join(tmp, "raw-after.db"), rows)
         raw_rate = 2 / (1 / raw_before + 1 / raw_after)  # the rows of both runs over their time
         print(f"raw inserts: {raw_before:,.0f} rows/s before the uploads, {raw_after:,.0f} after", file=sys.stderr)
