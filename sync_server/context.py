@@ -1,4 +1,5 @@
-"""What one running server holds: the connection pool, the key ring and the clock.
+"""What one running server holds: the connection pool, the key ring, the clock and its helpers
+(the ingest process, the MAC helper, the upkeep thread).
 
 ``create_app`` puts a ``ServerState`` in ``app.extensions["campuscard"]``; views reach it
 through ``state()`` and the per-thread database through ``get_db()``.
