@@ -16,11 +16,11 @@ from flask import current_app
 from sync_server import ingest, macworker, store, upkeep, upload
 from sync_server.chaincache import ChainCache
 from sync_server.clock import SystemClock
-from sync_server.ingest_process import IngestProcess
 from sync_server.keys import KeyRing
 
 if TYPE_CHECKING:
     from sync_server.auth import TerminalRequest
+    from sync_server.ingest_process import IngestProcess
 
 SWEEP_EVERY_S = 30
 
@@ -35,7 +35,11 @@ class ServerState:
         self.upkeep = upkeep.Upkeep(self.pool).start()
         self.clock = clock
         self.keys = KeyRing.load(self.pool.get())
-        self.ingester = IngestProcess(db_path).start() if ingest_process else None
+        self.ingester: IngestProcess | None = None
+        if ingest_process:
+            from sync_server.ingest_process import IngestProcess  # it imports this module's users
+
+            self.ingester = IngestProcess(db_path).start()
         self.chains = ChainCache()
         if self.ingester is None:
             self.chains.recover(self.pool.get())

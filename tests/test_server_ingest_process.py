@@ -10,6 +10,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+import cbor2
+import pytest
+
+from protocol import messages, records, uidlist
+from sync_server import cards, create_app, ingest_process, registry
 from tests.server_fixtures import Campus, ServerProcess
 
 
@@ -69,3 +74,40 @@ def test_the_ingest_process_writes_its_chain_states_and_leaves_with_the_server(t
         row = conn.execute("SELECT ch.head_counter, ch.head_balance FROM card_chain ch JOIN cards c "
                            "ON c.id = ch.card_id WHERE c.card_no = ?", [card.card_no]).fetchone()
     assert row == (2, 4900)
+
+
+def test_a_hung_ingest_process_answers_503_and_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_process, "ANSWER_TIMEOUT_S", 1.0)
+    app = create_app({"DATABASE": str(tmp_path / "h.db"), "INGEST_PROCESS": True})
+    state = app.extensions["campuscard"]
+    try:
+        db, now = state.pool.get(), int(time.time())
+        merchant = registry.add_merchant(db, now, "Canteen")
+        bundle = registry.register_terminal(db, now, state.keys, merchant["id"], "pos", "till", None, "http://x")
+        tid, key = bundle["terminal_id"], bytes.fromhex(bundle["terminal_key"])
+        uid = bytes.fromhex("04A1B2C3")
+        cards.issue(db, now, uidlist.uid_key(uid), "C1", "h1", 2, now, now + 86400)
+        cards.top_up(db, now, "C1", 5000)
+        link = records.GENESIS_LINK
+
+        def upload(seq: int, *fields: int) -> tuple[int, dict]:
+            nonlocal link
+            rec = records.build(key, link, *fields[:1], 0, tid, seq, now, uid, *fields[1:])
+            wire = messages.seal(key, tid, "upload", {"records": [rec]}, now, os.urandom(messages.NONCE_SIZE))
+            r = app.test_client().post("/api/v1/terminal/upload", data=wire, content_type="application/cbor")
+            if r.status_code == 200:
+                link = records.link_of(rec)
+                return 200, messages.unseal(r.data, key, "ack", None)
+            return r.status_code, cbor2.loads(r.data)
+
+        assert upload(1, records.LOAD, 1, 5000, 0, 5000, 1)[1]["acked"] == 1
+        hung = state.ingester.pid
+        os.kill(hung, signal.SIGSTOP)
+        status, body = upload(2, records.PURCHASE, 2, 300, 5000, 4700)
+        assert status == 503 and "ingest process" in body["error"] and "send the request again" in body["error"]
+        assert not Path(f"/proc/{hung}").exists()  # killed and reaped, not left behind
+        status, ack = upload(2, records.PURCHASE, 2, 300, 5000, 4700)  # the terminal sends it again
+        assert status == 200 and (ack["acked"], ack["rejected"]) == (2, [])
+        assert state.ingester.pid != hung
+    finally:
+        state.close()
