@@ -7,7 +7,6 @@ through ``state()`` and the per-thread database through ``get_db()``.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +44,11 @@ class ServerState:
             self.chains.recover(self.pool.get())
         self.last_sweep = 0
         self.sweep_lock = threading.Lock()
-        # Without an ingest process uploads run one at a time on one connection, whose page
-        # cache then stays warm (a connection reloads its cache whenever another one wrote).
-        self.upload_lock: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self.ingester is None else contextlib.nullcontext())
+        # An upload's Python runs one at a time: the first of several arriving together is
+        # checked and goes to the ingest process first, instead of all of them late. Without
+        # an ingest process its transaction runs under the lock too, on one connection whose
+        # page cache then stays warm (a connection reloads it whenever another one wrote).
+        self.upload_lock = threading.Lock()
         self.upload_db = self.pool.dedicated()
         self.macs = macworker.MacWorker().start() if mac_helper else None
 

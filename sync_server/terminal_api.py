@@ -84,7 +84,7 @@ def _maybe_sweep(db: store.Database) -> None:
 @bp.post("/upload")
 def upload_() -> Response:
     st = context.state()
-    with st.upload_lock:  # without an ingest process: one upload's Python at a time (ServerState)
+    with st.upload_lock:  # one upload's Python at a time (ServerState says why)
         req = auth.terminal_request("upload")
         pending = ingest.Pending(req.msg["records"], req.tid, st.keys, st.macs)
     pending.wait()  # the MAC helper works while another upload holds the lock
@@ -93,7 +93,9 @@ def upload_() -> Response:
         _check_heartbeat(hb)
     with st.upload_lock:
         checked = ingest.check(req.msg["records"], req.tid, st.keys, pending)
-        return _answer(req, "ack", st.commit_upload(checked, req))
+        if st.ingester is None:  # the transaction too, on the lock's connection
+            return _answer(req, "ack", st.commit_upload(checked, req))
+    return _answer(req, "ack", st.commit_upload(checked, req))  # the ingest process takes them in turn
 
 
 @bp.post("/blacklist")
