@@ -5,8 +5,10 @@ Starts ``campuscard server`` (gunicorn) on a loopback port over a fresh database
 pre-sealed 1,000-record batches from ``--threads`` client threads over keep-alive
 connections (``http.client``). Every record goes the whole way: MAC check, terminal hash
 chain, card chain check, ledger lines, store, acknowledgement. Uploads run in rounds: in
-each round every terminal sends one batch and a card is used at one terminal only, so
-every card's records arrive in counter order as they would in a canteen. The same
+each round every terminal sends one batch; a card stays at one terminal for ``--epoch``
+rounds (4), then the cards are dealt out again, after every terminal's batches so far are
+acknowledged, so every card's records arrive in counter order as they would in a canteen
+(a client-side wait every round left the server idle a tenth of the time). The same
 record rows are also inserted with plain ``executemany`` (one transaction per 1,000 rows) into
 an empty database with the same schema and settings, once before the uploads and once after
 (this machine's speed changes for seconds at a time: the baseline brackets the uploads, and
@@ -74,17 +76,19 @@ def setup(db_path: str, n_terminals: int, n_cards: int, now: int) -> tuple[list[
     return terminals, uids
 
 
-def generate(terminals: list[tuple[int, bytes]], uids: list[bytes], rounds: int, now: int, seed: int = 7
-             ) -> tuple[list[list[tuple[int, list[bytes]]]], list[tuple]]:
-    """Per round, per terminal, one batch of signed records; plus the record rows as stored."""
+def generate(terminals: list[tuple[int, bytes]], uids: list[bytes], rounds: int, now: int, epoch: int = 4,
+             seed: int = 7) -> tuple[list[list[tuple[int, list[bytes]]]], list[tuple]]:
+    """Per round, per terminal, one batch of signed records (a card at one terminal for
+    ``epoch`` rounds); plus the record rows as stored."""
     rng = random.Random(seed)
     state = {uid: [0, START_BALANCE, False] for uid in uids}  # counter, balance, load collected
     journal = {tid: [0, records.GENESIS_LINK] for tid, _ in terminals}
     plan, rows = [], []
+    pool = uids[:]
+    share = len(pool) // len(terminals)
     for r in range(rounds):
-        pool = uids[:]
-        rng.shuffle(pool)
-        share = len(pool) // len(terminals)
+        if r % epoch == 0:
+            rng.shuffle(pool)
         this_round = []
         for t, (tid, key) in enumerate(terminals):
             mine = pool[t * share:(t + 1) * share]
@@ -161,9 +165,10 @@ def server_pids(arbiter: int) -> tuple[int, list[int], list[int]]:
 
 
 def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: dict[int, bytes],
-           n_threads: int) -> tuple[float, float]:
-    """Send every round (a barrier between rounds); returns (seconds it took, the client's
-    CPU seconds meanwhile: the sealing of the batches beforehand not counted)."""
+           n_threads: int, epoch: int = 4) -> tuple[float, float]:
+    """Send every round (a barrier every ``epoch`` rounds, where the cards move); returns
+    (seconds it took, the client's CPU seconds meanwhile: the sealing of the batches
+    beforehand not counted)."""
     now = int(time.time())
     sealed = [[(tid, messages.seal(keys_by_tid[tid], tid, "upload", {"records": batch}, now, os.urandom(12)),
                 batch) for tid, batch in rnd] for rnd in plan]
@@ -175,7 +180,7 @@ def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: di
     def worker(me: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
-            for rnd in sealed:
+            for r, rnd in enumerate(sealed):
                 for tid, wire, batch in rnd:
                     if owner[tid] != me:
                         continue
@@ -188,7 +193,8 @@ def upload(port: int, plan: list[list[tuple[int, list[bytes]]]], keys_by_tid: di
                     ack = messages.unseal(body, keys_by_tid[tid], "ack")
                     if ack["rejected"] or ack["acked"] != records.seq_of(batch[-1]):
                         errors.append(f"terminal {tid}: ack {ack['acked']}, rejected {ack['rejected'][:3]!r}")
-                barrier.wait()
+                if (r + 1) % epoch == 0:
+                    barrier.wait()
         finally:
             conn.close()
 
@@ -219,6 +225,7 @@ def raw_insert(db_path: str, rows: list[tuple]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=40, help="batches per terminal")
+    ap.add_argument("--epoch", type=int, default=4, help="rounds a card stays at one terminal")
     ap.add_argument("--terminals", type=int, default=8)
     ap.add_argument("--cards", type=int, default=20000)
     ap.add_argument("--threads", type=int, default=4, help="client threads (and server threads)")
@@ -228,7 +235,7 @@ def main() -> None:
         now = int(time.time())
         t0 = time.perf_counter()
         terminals, uids = setup(db_path, args.terminals, args.cards, now)
-        plan, rows = generate(terminals, uids, args.rounds, now)
+        plan, rows = generate(terminals, uids, args.rounds, now, args.epoch)
         print(f"setup: {len(uids)} cards, {len(terminals)} terminals, {len(rows)} records in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
         raw_before = raw_insert(os.path.join(tmp, "raw-before.db"), rows)
@@ -240,7 +247,7 @@ def main() -> None:
             ingest0 = sum(cpu_seconds(h) for h in ingesters)
             helper0 = sum(cpu_seconds(h) for h in helpers)
             busy0 = machine_busy_seconds()
-            elapsed, client_cpu = upload(port, plan, dict(terminals), args.threads)
+            elapsed, client_cpu = upload(port, plan, dict(terminals), args.threads, args.epoch)
             busy = machine_busy_seconds() - busy0
             server_cpu = cpu_seconds(worker) - cpu0
             ingest_cpu = sum(cpu_seconds(h) for h in ingesters) - ingest0
