@@ -1,5 +1,5 @@
 """SQL of the upload path: terminal chain state, stored records, card chain state, the batch
-write (records 100 rows a statement, ledger lines and chain updates in one ``executemany``
+write (records 128 rows a statement, ledger lines and chain updates in one ``executemany``
 each), anomalies and gaps;
 records of one card through the (uid, counter) index kept in ``cardindex``."""
 
