@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -26,8 +27,6 @@ def settle_gc() -> None:
     """Garbage collection for a server process once it has started (the worker, the ingest
     process): what start-up made lives as long as the process, so keep it out of collections;
     an upload allocates ~10 objects a record, nearly all short-lived."""
-    import gc
-
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 

@@ -44,11 +44,12 @@ class ServerState:
             self.chains.recover(self.pool.get())
         self.last_sweep = 0
         self.sweep_lock = threading.Lock()
-        # An upload's Python runs one at a time: the first of several arriving together is
-        # checked and goes to the ingest process first, instead of all of them late. Without
-        # an ingest process its transaction runs under the lock too, on one connection whose
-        # page cache then stays warm (a connection reloads it whenever another one wrote).
+        # Uploads are checked one at a time: the first of several arriving together goes to
+        # the ingest process first, instead of all of them late. Without an ingest process
+        # their transactions run one at a time too, on one connection whose page cache then
+        # stays warm (a connection reloads it whenever another one wrote).
         self.upload_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self.upload_db = self.pool.dedicated()
         self.macs = macworker.MacWorker().start() if mac_helper else None
 
@@ -59,8 +60,9 @@ class ServerState:
             ack, stored = self.ingester.commit(checked, req.terminal, req.now, req.msg["nonce"], req.msg["ts"], hb)
             self.upkeep.poke(stored)
             return ack
-        return upload.commit(self.upload_db, checked, req.terminal, req.now, req.msg["nonce"], req.msg["ts"], hb,
-                             self.chains, self.upkeep.poke)
+        with self._commit_lock:
+            return upload.commit(self.upload_db, checked, req.terminal, req.now, req.msg["nonce"], req.msg["ts"],
+                                 hb, self.chains, self.upkeep.poke)
 
     def flush_chains(self) -> int:
         """Write the cached card chain states to ``card_chain`` (before reading it elsewhere)."""

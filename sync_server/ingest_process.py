@@ -65,11 +65,11 @@ class IngestProcess:
     def _call(self, data: bytes) -> Any:
         pipe = self._pipe
         job = pipe.submit(data) if pipe is not None else None
-        if job is None:  # the process was gone before the request went out: start another
+        if pipe is None or job is None:  # the process was gone before the request went out: start another
             pipe = self.start()._pipe
             assert pipe is not None
             job = pipe.submit(data)
-        answer = pipe.result(job, ANSWER_TIMEOUT_S) if pipe is not None else None
+        answer = pipe.result(job, ANSWER_TIMEOUT_S)
         if answer is None:
             raise errors.Unavailable("the server's ingest process stopped before it answered: send the request "
                                      "again (records already stored are acknowledged again)")
@@ -91,7 +91,7 @@ class IngestProcess:
             good = [raw for raw, _ in checked.good.values()]
             data = _request("parsed", terminal, now, nonce, ts, hb, good, checked.rejected)
         ack, stored = self._call(data)
-        return ack, stored
+        return ack, int(stored)
 
     def flush(self) -> int:
         """Write the process's cached chain states to ``card_chain``; returns cards written."""

@@ -93,9 +93,7 @@ def upload_() -> Response:
         _check_heartbeat(hb)
     with st.upload_lock:
         checked = ingest.check(req.msg["records"], req.tid, st.keys, pending)
-        if st.ingester is None:  # the transaction too, on the lock's connection
-            return _answer(req, "ack", st.commit_upload(checked, req))
-    return _answer(req, "ack", st.commit_upload(checked, req))  # the ingest process takes them in turn
+    return _answer(req, "ack", st.commit_upload(checked, req))
 
 
 @bp.post("/blacklist")
